@@ -1,0 +1,81 @@
+"""Configuration of the recursive core."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+MIXERS = ("mlp", "attention", "none")
+GRAD_MODES = ("full", "last")
+
+
+def _require_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= {low}, got {value!r} ({type(value).__name__})")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+
+
+def _require_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TRMConfig:
+    """Shape and schedule of a :class:`~trm_rl.RecursiveCore`.
+
+    The core applies one shared block stack ``f`` as
+    ``h_cycles x (l_cycles x [z_L = f(z_L + z_H + x)], then z_H = f(z_H + z_L))``.
+    """
+
+    hidden_dim: int = 64
+    """Width D of every token, of z_H and of z_L."""
+    n_layers: int = 2
+    """Residual blocks in the shared stack ``f``."""
+    h_cycles: int = 3
+    """Outer cycles H; one z_H (one deep-supervision target) per cycle."""
+    l_cycles: int = 4
+    """Inner z_L updates per outer cycle."""
+    mixer: str = "mlp"
+    """Token mixing: "mlp" (TRM's mlp_t, a SwiGLU across a fixed token axis), "attention",
+    or "none" (tokens processed independently, e.g. a single vector token)."""
+    n_heads: int = 4
+    """Attention heads (mixer "attention" only); must divide ``hidden_dim``."""
+    expansion: float = 4.0
+    """SwiGLU expansion: inner width is ``round(expansion * width * 2 / 3)``."""
+    grad_mode: str = "full"
+    """"full": backpropagate through every cycle; "last": run the first ``h_cycles - 1``
+    cycles under ``torch.no_grad()`` (TRM's one-step gradient)."""
+    halting: bool = False
+    """Add TRM's Q head (two logits: halt, continue) for adaptive computation."""
+    halt_max_steps: int = 8
+    """Forward calls after which a sequence always halts (with ``halting``)."""
+    learned_init: bool = False
+    """Learn the initial z_H and z_L (else fixed random buffers, as TRM)."""
+
+    def __post_init__(self) -> None:
+        _require_int("hidden_dim", self.hidden_dim, 1)
+        _require_int("n_layers", self.n_layers, 1)
+        _require_int("h_cycles", self.h_cycles, 1)
+        _require_int("l_cycles", self.l_cycles, 1)
+        _require_int("n_heads", self.n_heads, 1)
+        _require_int("halt_max_steps", self.halt_max_steps, 1)
+        _require_choice("mixer", self.mixer, MIXERS)
+        _require_choice("grad_mode", self.grad_mode, GRAD_MODES)
+        if isinstance(self.expansion, bool) or not isinstance(self.expansion, int | float):
+            raise TypeError(f"expansion must be a number > 0, got {self.expansion!r}")
+        if not self.expansion > 0:
+            raise ValueError(f"expansion must be > 0, got {self.expansion}")
+        for name in ("halting", "learned_init"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if self.mixer == "attention" and self.hidden_dim % self.n_heads:
+            raise ValueError(
+                f"hidden_dim ({self.hidden_dim}) must be divisible by n_heads ({self.n_heads}) "
+                'with mixer="attention"'
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the fields (JSON-serialisable)."""
+        return asdict(self)

@@ -1,0 +1,229 @@
+"""The recursive core: one small weight-shared block stack applied in H/L cycles.
+
+Knows nothing of RL, environments or SB3; policies and trainers import it.
+
+References:
+    A. Jolicoeur-Martineau, "Less is More: Recursive Reasoning with Tiny Networks" (2025).
+    SamsungSAILMontreal/TinyRecursiveModels, ``models/recursive_reasoning/trm.py``.
+
+The update, for input tokens ``x [B, T, D]``::
+
+    repeat h_cycles:                       # first h_cycles-1 under no_grad if grad_mode="last"
+        repeat l_cycles: z_L = f(z_L + z_H + x)
+        z_H = f(z_H + z_L)                 # one state per cycle, for deep supervision
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from trm_rl.config import TRMConfig
+
+RMS_EPS = 1e-5
+
+
+def rms_norm(x: Tensor) -> Tensor:
+    """Parameter-free RMSNorm over the last axis (as TRM's post-norm)."""
+    return F.rms_norm(x, (x.shape[-1],), eps=RMS_EPS)
+
+
+def _init_linear(layer: nn.Linear) -> None:
+    nn.init.trunc_normal_(layer.weight, std=1.0 / math.sqrt(layer.in_features))
+
+
+class SwiGLU(nn.Module):
+    """``down(silu(gate(x)) * up(x))`` over the last axis, no biases."""
+
+    def __init__(self, width: int, expansion: float) -> None:
+        super().__init__()
+        inner = max(1, round(expansion * width * 2 / 3))
+        self.gate_up = nn.Linear(width, 2 * inner, bias=False)
+        self.down = nn.Linear(inner, width, bias=False)
+        _init_linear(self.gate_up)
+        _init_linear(self.down)
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention without biases or positional encoding (positions, if
+    they matter, are part of the input tokens)."""
+
+    def __init__(self, width: int, n_heads: int) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(width, 3 * width, bias=False)
+        self.out = nn.Linear(width, width, bias=False)
+        _init_linear(self.qkv)
+        _init_linear(self.out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch, tokens, width = x.shape
+        qkv = self.qkv(x).view(batch, tokens, 3, self.n_heads, width // self.n_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        attended = F.scaled_dot_product_attention(q, k, v)
+        return self.out(attended.transpose(1, 2).reshape(batch, tokens, width))
+
+
+class Block(nn.Module):
+    """Post-norm residual block: optional token mixing, then a channel SwiGLU."""
+
+    def __init__(self, config: TRMConfig, n_tokens: int | None) -> None:
+        super().__init__()
+        self.mixer = config.mixer
+        if config.mixer == "mlp":
+            assert n_tokens is not None
+            self.token_mix: nn.Module | None = SwiGLU(n_tokens, config.expansion)
+        elif config.mixer == "attention":
+            self.token_mix = SelfAttention(config.hidden_dim, config.n_heads)
+        else:
+            self.token_mix = None
+        self.channel_mix = SwiGLU(config.hidden_dim, config.expansion)
+
+    def forward(self, h: Tensor) -> Tensor:
+        if self.mixer == "mlp":
+            h = rms_norm(h + self.token_mix(h.transpose(1, 2)).transpose(1, 2))
+        elif self.mixer == "attention":
+            h = rms_norm(h + self.token_mix(h))
+        return rms_norm(h + self.channel_mix(h))
+
+
+@dataclass
+class Carry:
+    """Recurrent state between forward calls (TRM's carry).
+
+    Attributes:
+        z_H: ``[B, T, D]`` high-level state (the answer).
+        z_L: ``[B, T, D]`` low-level state (the reasoning latent).
+        steps: ``[B]`` int64, forward calls since the sequence (re)started.
+        halted: ``[B]`` bool; a halted sequence restarts from the initial state on the
+            next forward call. Only the halting head (q_halt > 0) or ``halt_max_steps``
+            set it; without ``config.halting`` a carry never halts.
+    """
+
+    z_H: Tensor
+    z_L: Tensor
+    steps: Tensor
+    halted: Tensor
+
+
+@dataclass
+class CoreOutput:
+    """What one forward call returns.
+
+    Attributes:
+        states: ``[H, B, T, D]``, z_H after every outer cycle (``states[-1]`` is the final
+            answer). With ``grad_mode="last"`` only ``states[-1]`` carries gradients.
+        carry: the final state, detached, for the next call.
+        halt_logits: ``[B, 2]`` (halt, continue) Q logits, or ``None`` without halting.
+    """
+
+    states: Tensor
+    carry: Carry
+    halt_logits: Tensor | None
+
+
+class RecursiveCore(nn.Module):
+    """TRM's recursion around one shared block stack.
+
+    Args:
+        config: widths, cycles, mixer, gradient mode, halting.
+        n_tokens: token count T; required by ``mixer="mlp"`` (its weights span the token
+            axis), optional otherwise.
+
+    Shapes: input tokens ``x [B, T, D]`` with ``D = config.hidden_dim``; see
+    :class:`CoreOutput` for the outputs. The parameter count does not depend on
+    ``h_cycles`` or ``l_cycles``.
+    """
+
+    def __init__(self, config: TRMConfig, n_tokens: int | None = None) -> None:
+        super().__init__()
+        if not isinstance(config, TRMConfig):
+            raise TypeError(f"config must be a TRMConfig, got {type(config).__name__}")
+        if config.mixer == "mlp" and n_tokens is None:
+            raise ValueError('n_tokens is required with mixer="mlp" (the token-mixing MLP)')
+        if n_tokens is not None and (
+            isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 1
+        ):
+            raise ValueError(f"n_tokens must be an int >= 1, got {n_tokens!r}")
+        self.config = config
+        self.n_tokens = n_tokens
+        self.blocks = nn.ModuleList(Block(config, n_tokens) for _ in range(config.n_layers))
+        init = torch.nn.init.trunc_normal_(torch.empty(2, config.hidden_dim), std=1.0)
+        if config.learned_init:
+            self.init_states = nn.Parameter(init)
+        else:
+            self.register_buffer("init_states", init)
+        if config.halting:
+            self.q_head = nn.Linear(config.hidden_dim, 2)
+            nn.init.zeros_(self.q_head.weight)
+            nn.init.constant_(self.q_head.bias, -5.0)
+        else:
+            self.q_head = None
+
+    def f(self, h: Tensor) -> Tensor:
+        """The shared block stack, ``[B, T, D] -> [B, T, D]``."""
+        for block in self.blocks:
+            h = block(h)
+        return h
+
+    def initial_carry(self, batch: int, n_tokens: int) -> Carry:
+        """A carry whose every sequence is marked halted, so it starts from the init states."""
+        device = self.init_states.device
+        shape = (batch, n_tokens, self.config.hidden_dim)
+        z_H = self.init_states[0].detach().expand(shape)
+        z_L = self.init_states[1].detach().expand(shape)
+        steps = torch.zeros(batch, dtype=torch.long, device=device)
+        halted = torch.ones(batch, dtype=torch.bool, device=device)
+        return Carry(z_H, z_L, steps, halted)
+
+    def _check_input(self, x: Tensor) -> None:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a torch.Tensor [B, T, D], got {type(x).__name__}")
+        if x.dim() != 3 or x.shape[-1] != self.config.hidden_dim:
+            raise ValueError(
+                f"x must have shape [B, T, {self.config.hidden_dim}], got {tuple(x.shape)}"
+            )
+        if self.n_tokens is not None and x.shape[1] != self.n_tokens:
+            raise ValueError(f"x must have {self.n_tokens} tokens, got {x.shape[1]}")
+
+    def forward(self, x: Tensor, carry: Carry | None = None) -> CoreOutput:
+        """Run ``h_cycles`` outer cycles on tokens ``x [B, T, D]``.
+
+        Sequences marked halted in ``carry`` (all of them when ``carry`` is None) restart
+        from the initial states; the others continue from their carry.
+        """
+        self._check_input(x)
+        batch, n_tokens, _ = x.shape
+        if carry is None:
+            carry = self.initial_carry(batch, n_tokens)
+        restart = carry.halted.view(batch, 1, 1)
+        z_H = torch.where(restart, self.init_states[0], carry.z_H)
+        z_L = torch.where(restart, self.init_states[1], carry.z_L)
+
+        states = []
+        last = self.config.h_cycles - 1
+        for cycle in range(self.config.h_cycles):
+            tracked = self.config.grad_mode == "full" or cycle == last
+            with torch.set_grad_enabled(tracked and torch.is_grad_enabled()):
+                for _ in range(self.config.l_cycles):
+                    z_L = self.f(z_L + z_H + x)
+                z_H = self.f(z_H + z_L)
+            states.append(z_H)
+
+        steps = torch.where(carry.halted, 0, carry.steps) + 1
+        halt_logits = None
+        if self.q_head is None:
+            halted = torch.zeros_like(carry.halted)
+        else:
+            halt_logits = self.q_head(z_H.mean(dim=1)).float()
+            halted = (steps >= self.config.halt_max_steps) | (halt_logits[:, 0] > 0)
+        new_carry = Carry(z_H.detach(), z_L.detach(), steps, halted.detach())
+        return CoreOutput(torch.stack(states), new_carry, halt_logits)
