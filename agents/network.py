@@ -1,0 +1,173 @@
+"""Observation tokens -> recursive core -> per-cycle features: the network every agent shares.
+
+``TRMPolicy`` (SB3) reads the last cycle's features; the REINFORCE trainer applies its
+action head to every cycle's features (deep supervision). Both feed observations that have
+been through SB3's ``preprocess_obs`` (Discrete/MultiDiscrete one-hot, Box as float), so
+one tokeniser serves both.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from gymnasium import spaces
+from torch import Tensor, nn
+
+from trm_rl.config import TRMConfig
+from trm_rl.core import CoreOutput, RecursiveCore
+
+VECTOR_TOKENS = ("single", "per_feature")
+
+
+class ObservationTokenizer(nn.Module):
+    """Preprocessed observations ``[B, ...]`` -> tokens ``[B, T, D]``.
+
+    ========================  ==============================  ============================
+    observation space         tokens                          embedding
+    ========================  ==============================  ============================
+    ``Box (C, H, W)``         one per cell, ``T = H * W``      ``Linear(C, D)`` + position
+    ``Box (H, W)``            one per cell, ``T = H * W``      ``Linear(1, D)`` + position
+    ``MultiDiscrete(nvec)``   one per entry, ``T = len(nvec)``  value one-hot ``Linear`` +
+                                                              position
+    ``Box (n,)``, ``MultiBinary(n)``  one (``"single"``) or    ``Linear(n, D)``, or
+                              ``n`` (``"per_feature"``)       ``value * w_i + p_i``
+    ``Discrete(n)``           one                             ``Linear(n, D)`` of the one-hot
+    ========================  ==============================  ============================
+
+    Attributes:
+        n_tokens: T.
+        grid_shape: ``(H, W)`` for grid observations (cell tokens in row-major order), else
+            ``None``.
+    """
+
+    def __init__(
+        self, observation_space: spaces.Space, hidden_dim: int, vector_tokens: str = "single"
+    ) -> None:
+        super().__init__()
+        if vector_tokens not in VECTOR_TOKENS:
+            raise ValueError(f"vector_tokens must be one of {VECTOR_TOKENS}, got {vector_tokens!r}")
+        self.grid_shape: tuple[int, int] | None = None
+        self.kind, self.n_tokens, in_width = self._layout(observation_space, vector_tokens)
+        self.hidden_dim = hidden_dim
+        if self.kind == "per_feature":
+            self.value = nn.Parameter(torch.randn(self.n_tokens, hidden_dim))
+        else:
+            self.value = nn.Linear(in_width, hidden_dim, bias=self.kind == "vector")
+            if self.kind != "vector":
+                nn.init.trunc_normal_(self.value.weight, std=1.0)
+        self.position = (
+            nn.Parameter(0.5 * torch.randn(self.n_tokens, hidden_dim))
+            if self.n_tokens > 1
+            else None
+        )
+
+    def _layout(self, space: spaces.Space, vector_tokens: str) -> tuple[str, int, int]:
+        """(kind, tokens, input width per token) for a supported space."""
+        if isinstance(space, spaces.Box) and len(space.shape) in (2, 3):
+            channels = 1 if len(space.shape) == 2 else space.shape[0]
+            height, width = space.shape[-2:]
+            self.grid_shape = (height, width)
+            return "grid", height * width, channels
+        if isinstance(space, spaces.MultiDiscrete) and space.nvec.ndim == 1:
+            self.nvec = [int(n) for n in space.nvec]
+            side = math.isqrt(len(self.nvec))
+            if side * side == len(self.nvec):
+                self.grid_shape = (side, side)
+            return "categorical", len(self.nvec), max(self.nvec)
+        if isinstance(space, spaces.Box | spaces.MultiBinary) and len(space.shape) == 1:
+            size = int(space.shape[0])
+            if vector_tokens == "per_feature":
+                return "per_feature", size, 1
+            return "vector", 1, size
+        if isinstance(space, spaces.Discrete):
+            return "vector", 1, int(space.n)
+        raise TypeError(
+            "observation_space must be Box (n,), (H, W) or (C, H, W), MultiDiscrete, "
+            f"MultiBinary or Discrete, got {space}"
+        )
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """``obs [B, ...]`` (SB3-preprocessed) -> ``[B, T, D]``."""
+        batch = obs.shape[0]
+        if self.kind == "grid":
+            cells = obs.reshape(batch, -1, self.n_tokens).transpose(1, 2)
+            tokens = self.value(cells)
+        elif self.kind == "categorical":
+            tokens = self.value(self._one_hot_per_entry(obs))
+        elif self.kind == "per_feature":
+            tokens = obs.reshape(batch, self.n_tokens, 1) * self.value
+        else:
+            tokens = self.value(obs.reshape(batch, 1, -1))
+        if self.position is not None:
+            tokens = tokens + self.position
+        return tokens
+
+    def _one_hot_per_entry(self, obs: Tensor) -> Tensor:
+        """Concatenated one-hots ``[B, sum(nvec)]`` -> ``[B, T, max(nvec)]`` (zero-padded)."""
+        width = max(self.nvec)
+        if all(n == width for n in self.nvec):
+            return obs.reshape(obs.shape[0], self.n_tokens, width)
+        chunks = torch.split(obs, self.nvec, dim=1)
+        return torch.stack([nn.functional.pad(c, (0, width - c.shape[1])) for c in chunks], 1)
+
+
+class Readout(nn.Module):
+    """Token states ``[..., B, T, D]`` -> features ``[..., B, F]``.
+
+    With several tokens, ``F = 2 D``: the mean over tokens, and an attention pool whose
+    weights are computed from the *input* tokens ``x [B, T, D]``, so the readout can learn
+    to look at the cells that matter for the action (e.g. the agent's own cell in a maze).
+    With one token, ``F = D`` and the features are that token's state.
+    """
+
+    def __init__(self, hidden_dim: int, n_tokens: int) -> None:
+        super().__init__()
+        self.pooled = n_tokens > 1
+        self.score = nn.Linear(hidden_dim, 1) if self.pooled else None
+        self.features_dim = 2 * hidden_dim if self.pooled else hidden_dim
+
+    def forward(self, states: Tensor, x: Tensor) -> Tensor:
+        if not self.pooled:
+            return states[..., 0, :]
+        weights = torch.softmax(self.score(x).squeeze(-1), dim=-1)
+        attended = torch.einsum("...btd,bt->...bd", states, weights)
+        return torch.cat([states.mean(dim=-2), attended], dim=-1)
+
+
+class TRMNetwork(nn.Module):
+    """Tokeniser + :class:`~trm_rl.RecursiveCore` + readout.
+
+    Args:
+        observation_space: the (unflattened) observation space.
+        config: the core's config; ``mixer="mlp"`` uses the tokeniser's token count.
+        vector_tokens: ``"single"`` or ``"per_feature"`` tokens for vector observations.
+
+    ``forward(obs)`` gives the final cycle's features ``[B, F]``;
+    ``forward(obs, all_cycles=True)`` gives every cycle's ``[H, B, F]``.
+    """
+
+    def __init__(
+        self, observation_space: spaces.Space, config: TRMConfig, vector_tokens: str = "single"
+    ) -> None:
+        super().__init__()
+        self.tokenizer = ObservationTokenizer(observation_space, config.hidden_dim, vector_tokens)
+        self.core = RecursiveCore(config, n_tokens=self.tokenizer.n_tokens)
+        self.readout = Readout(config.hidden_dim, self.tokenizer.n_tokens)
+        self.features_dim = self.readout.features_dim
+
+    def recurse(self, obs: Tensor) -> tuple[Tensor, CoreOutput]:
+        """Input tokens ``x [B, T, D]`` and the core's output (every cycle's z_H)."""
+        x = self.tokenizer(obs)
+        return x, self.core(x)
+
+    def forward(self, obs: Tensor, all_cycles: bool = False) -> Tensor:
+        x, out = self.recurse(obs)
+        if all_cycles:
+            return self.readout(out.states, x)
+        return self.readout(out.states[-1], x)
+
+
+def parameter_count(module: nn.Module) -> int:
+    """Trainable parameters of ``module``."""
+    return int(sum(p.numel() for p in module.parameters() if p.requires_grad))
