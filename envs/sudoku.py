@@ -1,0 +1,335 @@
+"""4x4 Sudoku: fill the blanks of a fresh unique-solution puzzle, one digit per step."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from trm_rl.envs.sudoku_puzzles import (
+    GRID_BITS,
+    MAX_BLANKS,
+    N_CELLS,
+    PEERS,
+    SIZE,
+    generate_puzzle,
+    solution_bits,
+    validate_puzzle,
+)
+
+__all__ = ["SudokuEnv"]
+
+N_ACTIONS = N_CELLS * SIZE
+VALID_REWARD = 1.0
+INVALID_REWARD = -1.0
+DEAD_END_REWARD = 0.0
+COMPLETION_BONUS = 10.0
+DEFAULT_BLANKS = (4, 12)
+
+# Actions made illegal by placing digit d in cell c (action 4c + d - 1): every digit of c,
+# and d in each of c's 7 peers.
+_CLEARED = tuple(
+    np.array(
+        [SIZE * cell + k for k in range(SIZE)] + [SIZE * peer + digit for peer in PEERS[cell]],
+        dtype=np.intp,
+    )
+    for cell in range(N_CELLS)
+    for digit in range(SIZE)
+)
+
+CELL_PX = 40
+THICK, THIN = 3, 1
+IMAGE_PX = SIZE * CELL_PX + THICK
+WHITE = np.array([255, 255, 255], dtype=np.uint8)
+CLUE_BACKGROUND = np.array([225, 225, 225], dtype=np.uint8)
+CLUE_INK = np.array([20, 20, 20], dtype=np.uint8)
+PLACED_INK = np.array([30, 100, 220], dtype=np.uint8)
+THICK_LINE = np.array([0, 0, 0], dtype=np.uint8)
+THIN_LINE = np.array([150, 150, 150], dtype=np.uint8)
+_GLYPH_ROWS = {
+    1: (".#.", "##.", ".#.", ".#.", "###"),
+    2: ("##.", "..#", ".#.", "#..", "###"),
+    3: ("##.", "..#", ".#.", "..#", "##."),
+    4: ("#.#", "#.#", "###", "..#", "..#"),
+}
+GLYPH_SCALE = 5
+# Digit bitmaps, bool [25, 15] (a 3x5 font scaled 5x).
+GLYPHS = {
+    digit: np.kron(
+        np.array([[ch == "#" for ch in row] for row in rows]),
+        np.ones((GLYPH_SCALE, GLYPH_SCALE), dtype=bool),
+    )
+    for digit, rows in _GLYPH_ROWS.items()
+}
+
+
+def _parse_blanks(blanks: Any) -> tuple[int, int]:
+    """``blanks`` as an inclusive ``(low, high)`` range within ``[1, MAX_BLANKS]``."""
+    allowed = f"an int or a (low, high) pair of ints with 1 <= low <= high <= {MAX_BLANKS}"
+    pair = blanks if isinstance(blanks, tuple | list) else (blanks, blanks)
+    if len(pair) != 2 or any(
+        isinstance(value, bool) or not isinstance(value, int | np.integer) for value in pair
+    ):
+        raise TypeError(f"blanks must be {allowed}, got {blanks!r}")
+    low, high = int(pair[0]), int(pair[1])
+    if not 1 <= low <= high <= MAX_BLANKS:
+        raise ValueError(
+            f"blanks must be {allowed} (a unique 4x4 puzzle has at most {MAX_BLANKS} "
+            f"blanks), got {blanks!r}"
+        )
+    return low, high
+
+
+class SudokuEnv(gym.Env[np.ndarray, np.int64]):
+    """Fill in a 4x4 Sudoku, one digit per step, with an action mask of legal placements.
+
+    ## Description
+    Every episode draws a fresh puzzle from the env's seeded ``np_random``: a grid drawn
+    uniformly from the 288 valid 4x4 grids, then clues removed in random order while the
+    solution stays unique, until the episode's number of blanks (drawn uniformly from
+    ``blanks``) is reached (see :func:`~trm_rl.envs.sudoku_puzzles.generate_puzzle`). A
+    4x4 puzzle with a unique solution has at most 12 blanks (4 clues), so 12 is the
+    hardest setting. The agent places one digit per step; a row, column or 2x2 box must
+    never hold a digit twice.
+
+    ## Action Space
+    ``Discrete(64)``: ``action = 4 * cell + (digit - 1)`` with ``cell = 4 * row + col``
+    in 0-15 and ``digit`` in 1-4. Python ints, numpy integer scalars and 0-d integer
+    arrays are accepted; anything else (64, -1, 1.5, an array of shape (1,), a bool)
+    raises ``ValueError``.
+
+    ## Observation Space
+    ``MultiDiscrete([5] * 16)``, int64, the grid row-major:
+
+    | index             | meaning                              | min | max |
+    |-------------------|--------------------------------------|-----|-----|
+    | ``4 * row + col`` | 0 blank, else the digit 1-4 in the cell | 0   | 4   |
+
+    ## Action Mask
+    ``action_masks()`` (the sb3-contrib ``MaskablePPO`` convention) and
+    ``info["action_mask"]`` give a bool ``(64,)`` array, True exactly for the *legal*
+    placements: a blank cell and a digit not already in its row, column or box. The
+    mask encodes the rules only, never the solution: a policy still has to reason out
+    which legal digit is the right one.
+
+    ## Rewards
+    - ``-1`` for an illegal action (masked out: a filled cell or a conflicting digit);
+      the grid is unchanged and the episode goes on.
+    - ``+1`` for a legal placement that keeps the grid completable, i.e. agrees with the
+      puzzle's unique solution (with a multi-solution puzzle from ``reset`` options: with
+      at least one solution still consistent with the grid); ``+10`` more when it fills
+      the last blank.
+    - ``0`` for a legal placement that makes the grid uncompletable (a *dead end*); the
+      episode terminates as a failure.
+
+    Why the +1 needs agreement with the solution: a legal but wrong digit can never be
+    undone, so every later step would be wasted; rewarding it +1 would pay for guessing.
+    Ending the episode at once, with 0, gives the policy an immediate, unambiguous
+    signal, and it guarantees the mask is never all-False while the episode runs (every
+    blank of a completable grid has its solution digit legal). Keeping the mask to the
+    rules (not the solution) keeps the task from being solved by the mask alone; the
+    mask is False exactly on the actions rewarded -1. Solving a puzzle with ``b`` blanks
+    returns ``b + 10``, the maximum.
+
+    ## Starting State
+    The puzzle's clues, every other cell 0; ``blanks`` blanks.
+
+    ## Episode End
+    - Termination: the last blank is filled (``info["is_success"]`` True), or a dead end
+      (``info["is_success"]`` False).
+    - Truncation: ``max_episode_steps`` at registration (``TRM-Sudoku-v0``: 32).
+
+    Dead ends are found in O(1) per step by intersecting the puzzle's solutions (a
+    bitmask over the 288 grids, computed at reset) with the grids holding the placed
+    digit; ``step`` runs no solver.
+
+    ## Info
+    On reset and every step: ``"is_success"`` (True exactly when the grid is complete),
+    ``"action_mask"`` (a copy of the mask above) and ``"blanks"`` (blank cells left).
+
+    ## Reset options
+    ``reset(options={"puzzle": [4, 4] int array, 0 for blank})`` plays that puzzle (a
+    flat ``(16,)`` grid is accepted too). It must have integer digits 0-4, at least one
+    blank, no two equal clues in a row/column/box and at least one solution; otherwise
+    ``ValueError``. A puzzle with several solutions is accepted: the episode succeeds
+    when the grid is completed to any of them. ``env.unwrapped.puzzle`` returns the
+    current puzzle in this form, so held-out sets can be recorded and replayed.
+
+    ## Arguments
+    - ``blanks`` (int or inclusive ``(low, high)`` range within [1, 12]; default
+      ``(4, 12)``): blanks per generated puzzle, drawn uniformly per episode. Fewer than
+      4 blanks is nearly trivial; 12 is the maximum a unique puzzle allows.
+    - ``render_mode``: ``"ansi"`` (text: clues plain, placed digits in ``[ ]``, blanks
+      ``.``, ``|``/``+`` box borders) or ``"rgb_array"`` (uint8 ``[163, 163, 3]``: thin
+      grid lines, thick box lines, clues black on grey, placed digits blue on white).
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+
+    def __init__(
+        self,
+        blanks: int | tuple[int, int] = DEFAULT_BLANKS,
+        render_mode: str | None = None,
+    ) -> None:
+        self.blanks = _parse_blanks(blanks)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be None or one of {self.metadata['render_modes']}, "
+                f"got {render_mode!r}"
+            )
+        self.render_mode = render_mode
+        self.observation_space = spaces.MultiDiscrete([SIZE + 1] * N_CELLS)
+        self.action_space = spaces.Discrete(N_ACTIONS)
+        self._grid: np.ndarray | None = None
+        self._clues = np.zeros(N_CELLS, dtype=bool)
+        self._mask = np.zeros(N_ACTIONS, dtype=bool)
+        self._solutions = 0
+        self._blanks_left = 0
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        if options is not None and not isinstance(options, dict):
+            raise TypeError(f"options must be a dict or None, got {type(options).__name__}")
+        unknown = set(options or {}) - {"puzzle"}
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(unknown)}; allowed: 'puzzle'")
+        if options and "puzzle" in options:
+            grid = validate_puzzle(options["puzzle"])
+            if not (grid == 0).any():
+                raise ValueError("puzzle has no blank (0) cell: there is nothing to play")
+            solutions = solution_bits(grid)
+            if not solutions:
+                raise ValueError("puzzle has no solution: its clues admit no valid 4x4 grid")
+        else:
+            low, high = self.blanks
+            puzzle, _ = generate_puzzle(self.np_random, int(self.np_random.integers(low, high + 1)))
+            grid = puzzle.reshape(N_CELLS)
+            solutions = solution_bits(grid)
+        self._load(grid, solutions)
+        return self._grid.copy(), self._info(False)
+
+    def _load(self, grid: np.ndarray, solutions: int) -> None:
+        """Start from ``grid`` (int64 ``(16,)``), whose solutions are ``solutions``."""
+        self._grid = grid.copy()
+        self._clues = grid != 0
+        self._solutions = solutions
+        self._blanks_left = int(N_CELLS - self._clues.sum())
+        self._mask = np.ones(N_ACTIONS, dtype=bool)
+        for cell in np.flatnonzero(self._clues):
+            self._mask[_CLEARED[SIZE * cell + grid[cell] - 1]] = False
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if type(action) is not int:
+            action = self._as_action(action)
+        if not 0 <= action < N_ACTIONS:
+            raise ValueError(
+                f"action must be in [0, {N_ACTIONS - 1}] (4 * cell + digit - 1), got {action}"
+            )
+        if self._grid is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        success = terminated = False
+        if not self._mask[action]:
+            reward = INVALID_REWARD
+        else:
+            self._grid[action // SIZE] = action % SIZE + 1
+            self._mask[_CLEARED[action]] = False
+            self._blanks_left -= 1
+            self._solutions &= GRID_BITS[action]
+            if not self._solutions:
+                reward, terminated = DEAD_END_REWARD, True
+            elif self._blanks_left == 0:
+                reward, terminated, success = VALID_REWARD + COMPLETION_BONUS, True, True
+            else:
+                reward = VALID_REWARD
+        return self._grid.copy(), reward, terminated, False, self._info(success)
+
+    @staticmethod
+    def _as_action(action: Any) -> int:
+        if isinstance(action, np.integer) or (
+            isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu"
+        ):
+            return int(action)
+        raise ValueError(
+            f"action must be an integer in [0, {N_ACTIONS - 1}] (4 * cell + digit - 1), "
+            f"got {action!r} ({type(action).__name__})"
+        )
+
+    def _info(self, success: bool) -> dict[str, Any]:
+        return {
+            "is_success": success,
+            "action_mask": self._mask.copy(),
+            "blanks": self._blanks_left,
+        }
+
+    def action_masks(self) -> np.ndarray:
+        """Legal placements: bool ``(64,)``, True where ``action`` fills a blank cell with
+        a digit absent from its row, column and box (the ``MaskablePPO`` convention)."""
+        return self._mask.copy()
+
+    @property
+    def puzzle(self) -> np.ndarray:
+        """The current episode's puzzle: int64 ``(4, 4)``, 0 for blanks, the form
+        ``reset(options={"puzzle": ...})`` accepts."""
+        if self._grid is None:
+            raise gym.error.ResetNeeded("call reset() before reading the puzzle")
+        return np.where(self._clues, self._grid, 0).reshape(SIZE, SIZE)
+
+    def render(self) -> str | np.ndarray | None:
+        if self.render_mode is None:
+            gym.logger.warn(
+                "render() called without render_mode; pass render_mode='ansi' or "
+                "'rgb_array' to SudokuEnv or gym.make"
+            )
+            return None
+        if self._grid is None:
+            raise gym.error.ResetNeeded("call reset() before render()")
+        if self.render_mode == "ansi":
+            return self._render_text()
+        return self._render_image()
+
+    def _render_text(self) -> str:
+        border = "+------+------+"
+        lines = [border]
+        for row in range(SIZE):
+            cells = []
+            for cell in range(SIZE * row, SIZE * row + SIZE):
+                digit = int(self._grid[cell])
+                cells.append(
+                    " . " if digit == 0 else f" {digit} " if self._clues[cell] else f"[{digit}]"
+                )
+            lines.append(f"|{cells[0]}{cells[1]}|{cells[2]}{cells[3]}|")
+            if row % 2 == 1:
+                lines.append(border)
+        return "\n".join(lines) + "\n"
+
+    def _render_image(self) -> np.ndarray:
+        image = np.empty((IMAGE_PX, IMAGE_PX, 3), dtype=np.uint8)
+        image[:] = WHITE
+        glyph_h, glyph_w = GLYPHS[1].shape
+        for cell in range(N_CELLS):
+            row, col = divmod(cell, SIZE)
+            top, left = row * CELL_PX, col * CELL_PX
+            if self._clues[cell]:
+                image[top : top + CELL_PX, left : left + CELL_PX] = CLUE_BACKGROUND
+            digit = int(self._grid[cell])
+            if digit:
+                y = top + (CELL_PX + THICK - glyph_h) // 2
+                x = left + (CELL_PX + THICK - glyph_w) // 2
+                ink = CLUE_INK if self._clues[cell] else PLACED_INK
+                image[y : y + glyph_h, x : x + glyph_w][GLYPHS[digit]] = ink
+        for line in (1, 3):
+            offset = line * CELL_PX + THICK // 2
+            image[offset : offset + THIN] = THIN_LINE
+            image[:, offset : offset + THIN] = THIN_LINE
+        for line in (0, 2, 4):
+            offset = line * CELL_PX
+            image[offset : offset + THICK] = THICK_LINE
+            image[:, offset : offset + THICK] = THICK_LINE
+        return image
