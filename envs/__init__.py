@@ -4,6 +4,7 @@ Registered ids (``gym.make("trm_rl:ID")`` imports the package first):
 
 - ``TRM-Maze-v0``: 5x5 random solvable mazes (open family).
 - ``TRM-Maze-7x7-v0``, ``TRM-Maze-9x9-v0``: larger mazes, mixed open/perfect family.
+- ``TRM-Maze-Fixed-v0``: the original write-up's fixed 5x5 task (``ORIGINAL_5X5_LAYOUT``).
 - ``TRM-Sudoku-v0``: 4x4 Sudoku with action masks.
 - ``TRM-VanDerPol-v0``: goal-conditioned control of a Van der Pol oscillator.
 """
@@ -36,6 +37,12 @@ _register(
     "trm_rl.envs.maze:MazeEnv",
     max_episode_steps=324,
     kwargs={"size": 9, "family": "mixed"},
+)
+_register(
+    "TRM-Maze-Fixed-v0",
+    "trm_rl.envs.maze:MazeEnv",
+    max_episode_steps=100,
+    kwargs={"size": 5, "layout": "original_5x5"},
 )
 _register("TRM-Sudoku-v0", "trm_rl.envs.sudoku:SudokuEnv", max_episode_steps=32)
 _register("TRM-VanDerPol-v0", "trm_rl.envs.vanderpol:VanDerPolEnv")
