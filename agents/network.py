@@ -115,10 +115,11 @@ class ObservationTokenizer(nn.Module):
 class Readout(nn.Module):
     """Token states ``[..., B, T, D]`` -> features ``[..., B, F]``.
 
-    With several tokens, ``F = 2 D``: the mean over tokens, and an attention pool whose
-    weights are computed from the *input* tokens ``x [B, T, D]``, so the readout can learn
-    to look at the cells that matter for the action (e.g. the agent's own cell in a maze).
-    With one token, ``F = D`` and the features are that token's state.
+    With several tokens, ``F = 2 D``: the mean over tokens, and a pool over tokens with
+    weights ``[B, T]`` that either are given (``focus``, e.g. the agent's cell of a maze) or
+    are an attention computed from the *input* tokens ``x [B, T, D]``, so the readout can
+    learn to look at the cells that matter for the action. With one token, ``F = D`` and
+    the features are that token's state.
     """
 
     def __init__(self, hidden_dim: int, n_tokens: int) -> None:
@@ -127,10 +128,10 @@ class Readout(nn.Module):
         self.score = nn.Linear(hidden_dim, 1) if self.pooled else None
         self.features_dim = 2 * hidden_dim if self.pooled else hidden_dim
 
-    def forward(self, states: Tensor, x: Tensor) -> Tensor:
+    def forward(self, states: Tensor, x: Tensor, focus: Tensor | None = None) -> Tensor:
         if not self.pooled:
             return states[..., 0, :]
-        weights = torch.softmax(self.score(x).squeeze(-1), dim=-1)
+        weights = torch.softmax(self.score(x).squeeze(-1), dim=-1) if focus is None else focus
         attended = torch.einsum("...btd,bt->...bd", states, weights)
         return torch.cat([states.mean(dim=-2), attended], dim=-1)
 
@@ -140,32 +141,78 @@ class TRMNetwork(nn.Module):
 
     Args:
         observation_space: the (unflattened) observation space.
-        config: the core's config; ``mixer="mlp"`` uses the tokeniser's token count.
+        config: the core's config; ``mixer="mlp"`` uses the tokeniser's token count,
+            ``mixer="conv"`` its grid shape (grid observations only).
         vector_tokens: ``"single"`` or ``"per_feature"`` tokens for vector observations.
+        focus_channel: for grid observations ``(C, H, W)``, read the pooled features at the
+            cells marked in this channel (e.g. 1, the agent, in a maze) instead of through
+            the learned attention pool. ``None`` (default) learns the pool.
 
     ``forward(obs)`` gives the final cycle's features ``[B, F]``;
     ``forward(obs, all_cycles=True)`` gives every cycle's ``[H, B, F]``.
     """
 
     def __init__(
-        self, observation_space: spaces.Space, config: TRMConfig, vector_tokens: str = "single"
+        self,
+        observation_space: spaces.Space,
+        config: TRMConfig,
+        vector_tokens: str = "single",
+        focus_channel: int | None = None,
     ) -> None:
         super().__init__()
         self.tokenizer = ObservationTokenizer(observation_space, config.hidden_dim, vector_tokens)
-        self.core = RecursiveCore(config, n_tokens=self.tokenizer.n_tokens)
+        if config.mixer == "conv" and self.tokenizer.grid_shape is None:
+            raise ValueError(
+                'mixer="conv" needs grid observations (Box (H, W) or (C, H, W), or a square '
+                f'MultiDiscrete), got {observation_space}; use mixer="mlp" or "attention"'
+            )
+        self.focus_channel = self._check_focus(observation_space, focus_channel)
+        self.core = RecursiveCore(
+            config, n_tokens=self.tokenizer.n_tokens, grid_shape=self.tokenizer.grid_shape
+        )
         self.readout = Readout(config.hidden_dim, self.tokenizer.n_tokens)
         self.features_dim = self.readout.features_dim
+
+    @staticmethod
+    def _check_focus(space: spaces.Space, focus_channel: int | None) -> int | None:
+        if focus_channel is None:
+            return None
+        if not (isinstance(space, spaces.Box) and len(space.shape) == 3):
+            raise ValueError(
+                f"focus_channel needs a (C, H, W) Box observation space, got {space}; leave it None"
+            )
+        channels = space.shape[0]
+        if (
+            isinstance(focus_channel, bool)
+            or not isinstance(focus_channel, int)
+            or not 0 <= focus_channel < channels
+        ):
+            raise ValueError(
+                f"focus_channel must be an int in [0, {channels}), got {focus_channel!r}"
+            )
+        return focus_channel
+
+    def focus(self, obs: Tensor) -> Tensor | None:
+        """Readout weights ``[B, T]`` from ``obs [B, C, H, W]``'s focus channel (uniform
+        where the channel is empty), or ``None`` without ``focus_channel``."""
+        if self.focus_channel is None:
+            return None
+        marks = obs[:, self.focus_channel].reshape(obs.shape[0], -1)
+        total = marks.sum(dim=-1, keepdim=True)
+        return torch.where(total > 0, marks / total.clamp_min(1e-8), 1.0 / marks.shape[-1])
 
     def recurse(self, obs: Tensor) -> tuple[Tensor, CoreOutput]:
         """Input tokens ``x [B, T, D]`` and the core's output (every cycle's z_H)."""
         x = self.tokenizer(obs)
         return x, self.core(x)
 
+    def read(self, states: Tensor, x: Tensor, obs: Tensor) -> Tensor:
+        """Features ``[..., B, F]`` of token states ``[..., B, T, D]`` (from :meth:`recurse`)."""
+        return self.readout(states, x, self.focus(obs))
+
     def forward(self, obs: Tensor, all_cycles: bool = False) -> Tensor:
         x, out = self.recurse(obs)
-        if all_cycles:
-            return self.readout(out.states, x)
-        return self.readout(out.states[-1], x)
+        return self.read(out.states if all_cycles else out.states[-1], x, obs)
 
 
 def parameter_count(module: nn.Module) -> int:

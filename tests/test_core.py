@@ -23,7 +23,7 @@ def tokens_for(core: RecursiveCore, batch: int = 4, seed: int = 1) -> torch.Tens
     return torch.randn(batch, core.n_tokens, core.config.hidden_dim, generator=generator)
 
 
-@pytest.mark.parametrize("mixer", ["mlp", "attention", "none"])
+@pytest.mark.parametrize("mixer", ["mlp", "attention", "conv", "none"])
 def test_output_shapes(mixer):
     core = make_core(mixer=mixer)
     x = tokens_for(core)
@@ -34,7 +34,7 @@ def test_output_shapes(mixer):
     assert torch.equal(out.states[-1], out.carry.z_H)
 
 
-@pytest.mark.parametrize("mixer", ["mlp", "attention", "none"])
+@pytest.mark.parametrize("mixer", ["mlp", "attention", "conv", "none"])
 def test_parameter_count_does_not_depend_on_cycles(mixer):
     counts = {
         sum(p.numel() for p in make_core(mixer=mixer, h_cycles=h, l_cycles=inner).parameters())
@@ -160,7 +160,7 @@ def test_no_biases_anywhere_but_the_halting_head():
         ("l_cycles", -1, ValueError),
         ("n_heads", 0, ValueError),
         ("halt_max_steps", 0, ValueError),
-        ("mixer", "conv", ValueError),
+        ("mixer", "lstm", ValueError),
         ("grad_mode", "none", ValueError),
         ("expansion", 0.0, ValueError),
         ("expansion", "4", TypeError),
@@ -191,3 +191,23 @@ def test_mlp_mixer_needs_token_count_and_checks_input():
         core(torch.randn(2, TOKENS + 1, 16))
     with pytest.raises(ValueError, match="shape"):
         core(torch.randn(2, TOKENS, 15))
+
+
+def test_conv_mixer_is_local_on_the_grid():
+    core = make_core(mixer="conv", n_layers=1)
+    h = torch.zeros(1, TOKENS, 16)
+    bumped = h.clone()
+    bumped[0, 0] = 1.0
+    changed = (core.f(bumped) - core.f(h)).abs().sum(-1)[0] > 1e-6
+    neighbours_of_corner = [0, 1, 3, 4]
+    assert changed.nonzero().flatten().tolist() == neighbours_of_corner
+
+
+def test_conv_grid_shape_defaults_to_square_and_is_checked():
+    config = TRMConfig(**{**SMALL, "mixer": "conv"})
+    assert RecursiveCore(config, n_tokens=9).grid_shape == (3, 3)
+    assert RecursiveCore(config, grid_shape=(2, 3)).n_tokens == 6
+    with pytest.raises(ValueError, match="grid_shape"):
+        RecursiveCore(config, n_tokens=6)
+    with pytest.raises(ValueError, match="grid_shape"):
+        RecursiveCore(config, n_tokens=6, grid_shape=(2, 2))

@@ -27,9 +27,13 @@ def batch_of(space: spaces.Space, n: int = 4) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("name", SPACES)
-@pytest.mark.parametrize("mixer", ["mlp", "attention", "none"])
+@pytest.mark.parametrize("mixer", ["mlp", "attention", "conv", "none"])
 def test_feature_shapes(name, mixer):
     space, n_tokens, features = SPACES[name]
+    if mixer == "conv" and name not in ("grid", "categorical"):
+        with pytest.raises(ValueError, match="conv"):
+            TRMNetwork(space, TRMConfig(**CONFIG, mixer=mixer))
+        return
     net = TRMNetwork(space, TRMConfig(**CONFIG, mixer=mixer))
     assert net.tokenizer.n_tokens == n_tokens
     obs = batch_of(space)
@@ -71,6 +75,21 @@ def test_readout_attention_learns_from_input_tokens():
     net(batch_of(space)).sum().backward()
     assert net.readout.score.weight.grad.abs().sum() > 0
     assert net.tokenizer.value.weight.grad.abs().sum() > 0
+
+
+def test_focus_channel_reads_the_marked_cell():
+    space = spaces.Box(0, 1, (3, 3, 3), np.float32)
+    net = TRMNetwork(space, TRMConfig(**CONFIG, mixer="conv"), focus_channel=1)
+    obs = torch.zeros(2, 3, 3, 3)
+    obs[0, 1, 0, 2] = 1.0
+    _, out = net.recurse(obs)
+    features = net(obs)
+    torch.testing.assert_close(features[0, 16:], out.states[-1][0, 2])
+    torch.testing.assert_close(features[1, 16:], out.states[-1][1].mean(0))
+    with pytest.raises(ValueError, match="focus_channel"):
+        TRMNetwork(space, TRMConfig(**CONFIG), focus_channel=3)
+    with pytest.raises(ValueError, match="focus_channel"):
+        TRMNetwork(spaces.MultiDiscrete([5] * 4), TRMConfig(**CONFIG), focus_channel=0)
 
 
 def test_unsupported_space_raises():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-MIXERS = ("mlp", "attention", "none")
+MIXERS = ("mlp", "attention", "conv", "none")
 GRAD_MODES = ("full", "last")
 
 
@@ -39,7 +39,9 @@ class TRMConfig:
     """Inner z_L updates per outer cycle."""
     mixer: str = "mlp"
     """Token mixing: "mlp" (TRM's mlp_t, a SwiGLU across a fixed token axis), "attention",
-    or "none" (tokens processed independently, e.g. a single vector token)."""
+    "conv" (a depthwise 3x3 convolution over a grid of cell tokens: each cell reads its 8
+    neighbours, cheap and local, for mazes), or "none" (tokens processed independently, e.g.
+    a single vector token)."""
     n_heads: int = 4
     """Attention heads (mixer "attention" only); must divide ``hidden_dim``."""
     expansion: float = 4.0

@@ -72,10 +72,32 @@ class SelfAttention(nn.Module):
         return self.out(attended.transpose(1, 2).reshape(batch, tokens, width))
 
 
+class GridConv(nn.Module):
+    """Depthwise 3x3 convolution over a grid of cell tokens, zero-padded, no bias.
+
+    Tokens ``[B, H*W, D]`` (cells in row-major order) -> ``[B, H*W, D]``. The tokens are
+    viewed as a channels-last image, which CPU convolutions handle without a copy.
+    """
+
+    def __init__(self, width: int, grid_shape: tuple[int, int]) -> None:
+        super().__init__()
+        self.grid_shape = grid_shape
+        self.weight = nn.Parameter(torch.empty(width, 1, 3, 3))
+        nn.init.trunc_normal_(self.weight, std=1.0 / 3.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch, tokens, width = x.shape
+        image = x.view(batch, *self.grid_shape, width).permute(0, 3, 1, 2)
+        mixed = F.conv2d(image, self.weight, padding=1, groups=width)
+        return mixed.permute(0, 2, 3, 1).reshape(batch, tokens, width)
+
+
 class Block(nn.Module):
     """Post-norm residual block: optional token mixing, then a channel SwiGLU."""
 
-    def __init__(self, config: TRMConfig, n_tokens: int | None) -> None:
+    def __init__(
+        self, config: TRMConfig, n_tokens: int | None, grid_shape: tuple[int, int] | None
+    ) -> None:
         super().__init__()
         self.mixer = config.mixer
         if config.mixer == "mlp":
@@ -83,6 +105,9 @@ class Block(nn.Module):
             self.token_mix: nn.Module | None = SwiGLU(n_tokens, config.expansion)
         elif config.mixer == "attention":
             self.token_mix = SelfAttention(config.hidden_dim, config.n_heads)
+        elif config.mixer == "conv":
+            assert grid_shape is not None
+            self.token_mix = GridConv(config.hidden_dim, grid_shape)
         else:
             self.token_mix = None
         self.channel_mix = SwiGLU(config.hidden_dim, config.expansion)
@@ -90,9 +115,30 @@ class Block(nn.Module):
     def forward(self, h: Tensor) -> Tensor:
         if self.mixer == "mlp":
             h = rms_norm(h + self.token_mix(h.transpose(1, 2)).transpose(1, 2))
-        elif self.mixer == "attention":
+        elif self.token_mix is not None:
             h = rms_norm(h + self.token_mix(h))
         return rms_norm(h + self.channel_mix(h))
+
+
+def _conv_grid(n_tokens: int | None, grid_shape: tuple[int, int] | None) -> tuple[int, int]:
+    """The grid of ``mixer="conv"``: ``grid_shape`` if given, else a square of ``n_tokens``."""
+    if grid_shape is None:
+        side = math.isqrt(n_tokens or 0)
+        if n_tokens is None or side * side != n_tokens:
+            raise ValueError(
+                f'mixer="conv" needs grid_shape=(H, W), or n_tokens a perfect square; got '
+                f"n_tokens={n_tokens!r}"
+            )
+        return side, side
+    if (
+        not isinstance(grid_shape, tuple | list)
+        or len(grid_shape) != 2
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in grid_shape)
+    ):
+        raise ValueError(f"grid_shape must be two ints >= 1 (H, W), got {grid_shape!r}")
+    if n_tokens is not None and grid_shape[0] * grid_shape[1] != n_tokens:
+        raise ValueError(f"grid_shape {tuple(grid_shape)} must hold n_tokens={n_tokens} cells")
+    return int(grid_shape[0]), int(grid_shape[1])
 
 
 @dataclass
@@ -137,13 +183,20 @@ class RecursiveCore(nn.Module):
         config: widths, cycles, mixer, gradient mode, halting.
         n_tokens: token count T; required by ``mixer="mlp"`` (its weights span the token
             axis), optional otherwise.
+        grid_shape: ``(H, W)`` with ``H * W = T`` for ``mixer="conv"`` (tokens are the cells
+            of that grid in row-major order); defaults to a square grid of ``n_tokens``.
 
     Shapes: input tokens ``x [B, T, D]`` with ``D = config.hidden_dim``; see
     :class:`CoreOutput` for the outputs. The parameter count does not depend on
     ``h_cycles`` or ``l_cycles``.
     """
 
-    def __init__(self, config: TRMConfig, n_tokens: int | None = None) -> None:
+    def __init__(
+        self,
+        config: TRMConfig,
+        n_tokens: int | None = None,
+        grid_shape: tuple[int, int] | None = None,
+    ) -> None:
         super().__init__()
         if not isinstance(config, TRMConfig):
             raise TypeError(f"config must be a TRMConfig, got {type(config).__name__}")
@@ -153,9 +206,15 @@ class RecursiveCore(nn.Module):
             isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 1
         ):
             raise ValueError(f"n_tokens must be an int >= 1, got {n_tokens!r}")
+        if config.mixer == "conv":
+            grid_shape = _conv_grid(n_tokens, grid_shape)
+            n_tokens = grid_shape[0] * grid_shape[1]
         self.config = config
         self.n_tokens = n_tokens
-        self.blocks = nn.ModuleList(Block(config, n_tokens) for _ in range(config.n_layers))
+        self.grid_shape = grid_shape
+        self.blocks = nn.ModuleList(
+            Block(config, n_tokens, grid_shape) for _ in range(config.n_layers)
+        )
         init = torch.nn.init.trunc_normal_(torch.empty(2, config.hidden_dim), std=1.0)
         if config.learned_init:
             self.init_states = nn.Parameter(init)
