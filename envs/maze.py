@@ -189,7 +189,9 @@ class MazeEnv(gym.Env[np.ndarray, np.int64]):
         self._load(grid, start, goal, len(path))
         return self._observation(), self._info(False)
 
-    def _load(self, grid: np.ndarray, start: tuple, goal: tuple, path_length: int) -> None:
+    def _load(
+        self, grid: np.ndarray, start: tuple[int, int], goal: tuple[int, int], path_length: int
+    ) -> None:
         """Precompute everything ``step`` needs: move table, distances, base planes."""
         n = self.size
         free = (grid == 0).ravel().tolist()
