@@ -1,0 +1,263 @@
+"""Per-cycle policy networks for REINFORCE, and the trained agent (SB3-style ``predict``).
+
+Two networks share one interface, ``forward(obs) -> (logits [H, B, A], features [H, B, F])``:
+
+- :class:`TRMPolicyNet`: the shared :class:`~trm_rl.agents.network.TRMNetwork` (tokeniser,
+  recursive core, readout) with one action head applied to every cycle's features, so
+  each of the ``H`` cycles proposes an action distribution (deep supervision trains them all).
+- :class:`MLPPolicyNet`: the baseline, a two-layer MLP on the flattened observation with
+  ``H = 1``, its width chosen to match a TRM network's parameter count.
+
+Observations are fed after SB3's ``preprocess_obs`` (see :func:`obs_to_tensor`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.preprocessing import get_flattened_obs_dim, preprocess_obs
+from stable_baselines3.common.utils import get_device, is_vectorized_observation
+from torch import Tensor, nn
+
+from trm_rl.agents.network import TRMNetwork, parameter_count
+from trm_rl.config import TRMConfig
+
+POLICIES = ("trm", "mlp")
+MASKED_LOGIT = -1e8
+"""Logit given to masked actions: probability 0, yet finite so entropies stay finite."""
+
+
+class TRMPolicyNet(nn.Module):
+    """Per-cycle action logits from the recursive core.
+
+    Args:
+        observation_space: the env's observation space (any the tokeniser supports).
+        n_actions: size of the ``Discrete`` action space.
+        trm: the core's config; ``h_cycles`` is the number of per-cycle outputs.
+        focus_channel: for ``(C, H, W)`` grids, pool the readout at the cells this channel
+            marks (e.g. 1, the agent, in a maze); None learns the pool (see ``TRMNetwork``).
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        n_actions: int,
+        trm: TRMConfig,
+        focus_channel: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.body = TRMNetwork(observation_space, trm, focus_channel=focus_channel)
+        self.action_head = nn.Linear(self.body.features_dim, n_actions)
+        self.n_cycles = trm.h_cycles
+        self.features_dim = self.body.features_dim
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """Preprocessed ``obs [B, ...]`` -> ``(logits [H, B, A], features [H, B, F])``."""
+        features = self.body(obs, all_cycles=True)
+        return self.action_head(features), features
+
+
+class MLPPolicyNet(nn.Module):
+    """Flattened observation -> ``Linear-Tanh-Linear-Tanh`` -> action head, as one "cycle".
+
+    Args:
+        observation_space: the env's observation space.
+        n_actions: size of the ``Discrete`` action space.
+        hidden: width of both hidden layers (see :func:`matched_mlp_width`).
+    """
+
+    def __init__(self, observation_space: spaces.Space, n_actions: int, hidden: int) -> None:
+        super().__init__()
+        n_inputs = get_flattened_obs_dim(observation_space)
+        self.body = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(n_inputs, hidden),
+            nn.Tanh(),
+            nn.Linear(hidden, hidden),
+            nn.Tanh(),
+        )
+        self.action_head = nn.Linear(hidden, n_actions)
+        self.n_cycles = 1
+        self.features_dim = hidden
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """Preprocessed ``obs [B, ...]`` -> ``(logits [1, B, A], features [1, B, hidden])``."""
+        features = self.body(obs.float()).unsqueeze(0)
+        return self.action_head(features), features
+
+
+def matched_mlp_width(observation_space: spaces.Space, n_actions: int, n_params: int) -> int:
+    """Hidden width of :class:`MLPPolicyNet` whose parameter count is closest to ``n_params``.
+
+    The count is ``h^2 + (n_in + n_actions + 2) h + n_actions``; we solve for ``h`` and
+    round to the better neighbour.
+    """
+    n_in = get_flattened_obs_dim(observation_space)
+    b = n_in + n_actions + 2
+    root = (-b + math.sqrt(b * b + 4 * max(n_params - n_actions, 0))) / 2
+    candidates = {max(1, math.floor(root)), max(1, math.ceil(root))}
+    return min(candidates, key=lambda h: (abs(h * h + b * h + n_actions - n_params), h))
+
+
+def build_policy(
+    observation_space: spaces.Space,
+    action_space: spaces.Space,
+    policy: str,
+    trm: TRMConfig | None,
+    mlp_hidden: int | None = None,
+    focus_channel: int | None = None,
+) -> TRMPolicyNet | MLPPolicyNet:
+    """The per-cycle network for ``policy`` ("trm" or "mlp").
+
+    For "mlp", ``mlp_hidden`` defaults to the width that matches the parameter count of the
+    TRM network ``trm`` would build (a same-size baseline); one of the two must be given.
+    ``focus_channel`` is the TRM readout's (see :class:`TRMPolicyNet`).
+    """
+    if not isinstance(action_space, spaces.Discrete):
+        raise TypeError(f"REINFORCE needs a Discrete action space, got {action_space}")
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+    if trm is None and (policy == "trm" or mlp_hidden is None):
+        raise ValueError(f'policy={policy!r} needs a TRMConfig (trm) or, for "mlp", mlp_hidden')
+    n_actions = int(action_space.n)
+    if policy == "trm":
+        return TRMPolicyNet(observation_space, n_actions, trm, focus_channel)
+    if mlp_hidden is None:
+        target = parameter_count(TRMPolicyNet(observation_space, n_actions, trm, focus_channel))
+        mlp_hidden = matched_mlp_width(observation_space, n_actions, target)
+    return MLPPolicyNet(observation_space, n_actions, mlp_hidden)
+
+
+def obs_to_tensor(obs: Any, observation_space: spaces.Space, device: torch.device) -> Tensor:
+    """A batch of raw observations ``[B, ...]`` -> the network's input (``preprocess_obs``)."""
+    tensor = torch.as_tensor(np.asarray(obs), device=device)
+    return preprocess_obs(tensor, observation_space).float()
+
+
+def mask_logits(logits: Tensor, masks: Tensor | None) -> Tensor:
+    """Set the logits of disallowed actions to :data:`MASKED_LOGIT`.
+
+    Args:
+        logits: ``[..., B, A]`` (e.g. every cycle's, ``[H, B, A]``).
+        masks: ``[B, A]`` bool, True where the action is allowed; None allows everything.
+    """
+    if masks is None:
+        return logits
+    return logits.masked_fill(~masks, MASKED_LOGIT)
+
+
+class ReinforceAgent:
+    """A trained per-cycle policy with Stable-Baselines3's ``predict``.
+
+    Attributes:
+        policy: the network (:class:`TRMPolicyNet` or :class:`MLPPolicyNet`).
+        observation_space, action_space: the env's spaces.
+        config: the agent directory's ``config.json`` as a dict.
+        device: where the network lives.
+    """
+
+    def __init__(
+        self,
+        policy: TRMPolicyNet | MLPPolicyNet,
+        observation_space: spaces.Space,
+        action_space: spaces.Discrete,
+        config: dict[str, Any],
+    ) -> None:
+        self.policy = policy
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.config = config
+        self.device = next(policy.parameters()).device
+
+    @torch.no_grad()
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = False,
+        action_masks: Any = None,
+        cycle: int = -1,
+    ) -> tuple[np.ndarray, None]:
+        """Actions for one observation or a batch ``[B, ...]`` (SB3's signature).
+
+        Args:
+            observation: a single observation or a batch.
+            state, episode_start: ignored (the policy is not recurrent across steps).
+            deterministic: the most likely action instead of a sample.
+            action_masks: ``[A]`` or ``[B, A]`` bool, True where allowed.
+            cycle: act from this cycle's logits (``-1``: the last; ``0 .. H-1``).
+
+        Returns:
+            ``(actions, None)``: int64 actions, shape ``()`` for a single observation, else
+            ``[B]``.
+        """
+        n_cycles = self.policy.n_cycles
+        if (
+            isinstance(cycle, bool)
+            or not isinstance(cycle, int)
+            or not -n_cycles <= cycle < n_cycles
+        ):
+            raise ValueError(
+                f"cycle must be an int in [{-n_cycles}, {n_cycles - 1}], got {cycle!r}"
+            )
+        vectorized = is_vectorized_observation(np.asarray(observation), self.observation_space)
+        obs = np.asarray(observation) if vectorized else np.asarray(observation)[None]
+        logits, _ = self.policy(obs_to_tensor(obs, self.observation_space, self.device))
+        masks = None
+        if action_masks is not None:
+            masks = torch.as_tensor(np.asarray(action_masks, dtype=bool), device=self.device)
+            masks = masks.reshape(logits.shape[1:])
+        logits = mask_logits(logits[cycle], masks)
+        if deterministic:
+            actions = logits.argmax(dim=-1)
+        else:
+            actions = torch.distributions.Categorical(logits=logits).sample()
+        actions = actions.cpu().numpy().astype(np.int64)
+        return (actions if vectorized else actions[0]), None
+
+    def save(self, directory: str | Path) -> None:
+        """Write ``config.json`` and ``model.pt`` (weights and spaces) to ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "state_dict": self.policy.state_dict(),
+            "observation_space": self.observation_space,
+            "action_space": self.action_space,
+        }
+        torch.save(payload, directory / "model.pt")
+        (directory / "config.json").write_text(json.dumps(self.config, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str = "auto") -> ReinforceAgent:
+        """Rebuild an agent saved by :meth:`save` (or by ``trm-rl train --algo reinforce``).
+
+        ``model.pt`` holds pickled spaces: load only directories you trust (as SB3's zips).
+        """
+        directory = Path(directory)
+        if not (directory / "config.json").is_file() or not (directory / "model.pt").is_file():
+            raise ValueError(f"{directory} must hold config.json and model.pt (an agent directory)")
+        config = json.loads((directory / "config.json").read_text())
+        if config.get("algo") != "reinforce":
+            raise ValueError(
+                f'{directory}/config.json has algo={config.get("algo")!r}, not "reinforce"'
+            )
+        payload = torch.load(directory / "model.pt", map_location="cpu", weights_only=False)
+        trm = TRMConfig(**config["trm"]) if config["trm"] is not None else None
+        policy = build_policy(
+            payload["observation_space"],
+            payload["action_space"],
+            config["policy"],
+            trm,
+            config.get("mlp_hidden"),
+            config.get("focus_channel"),
+        )
+        policy.load_state_dict(payload["state_dict"])
+        policy.to(get_device(device)).eval()
+        return cls(policy, payload["observation_space"], payload["action_space"], config)

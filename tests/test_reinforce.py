@@ -1,0 +1,293 @@
+"""REINFORCE with deep supervision: per-cycle losses, weights, masks, resume, save/load."""
+
+import argparse
+from dataclasses import fields
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from trm_rl import TRMConfig
+from trm_rl.agents import reinforce_cli
+from trm_rl.agents.network import parameter_count
+from trm_rl.agents.reinforce import (
+    ReinforceAgent,
+    ReinforceConfig,
+    cycle_losses,
+    improvement_bonus,
+    resume,
+    train,
+)
+from trm_rl.agents.reinforce_agent import MASKED_LOGIT, build_policy, obs_to_tensor
+from trm_rl.agents.reinforce_rollout import discounted_returns
+
+TINY = TRMConfig(hidden_dim=8, n_layers=1, h_cycles=3, l_cycles=1, mixer="none", expansion=2.0)
+GRID = TRMConfig(hidden_dim=8, n_layers=1, h_cycles=3, l_cycles=1, mixer="conv", expansion=2.0)
+
+
+class MaskedChoiceEnv(gym.Env):
+    """Five steps; each step a random half of 6 actions is allowed, and the observation
+    shows which. A disallowed action raises, so a trainer that ignores masks fails."""
+
+    observation_space = spaces.Box(0, 1, (6,), np.float32)
+    action_space = spaces.Discrete(6)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        self._draw()
+        return self.mask.astype(np.float32), {}
+
+    def _draw(self):
+        self.mask = np.zeros(6, dtype=bool)
+        self.mask[self.np_random.choice(6, 3, replace=False)] = True
+
+    def action_masks(self):
+        return self.mask.copy()
+
+    def step(self, action):
+        if not self.mask[int(action)]:
+            raise ValueError(f"masked action {action} taken")
+        self.t += 1
+        reward = float(action == np.flatnonzero(self.mask)[0])
+        self._draw()
+        done = self.t >= 5
+        return self.mask.astype(np.float32), reward, done, False, {"is_success": done}
+
+
+gym.register("MaskedChoice-v0", entry_point=MaskedChoiceEnv)
+
+
+def toy_batch(n: int = 16):
+    torch.manual_seed(0)
+    space = spaces.Box(-1, 1, (4,), np.float32)
+    policy = build_policy(space, spaces.Discrete(3), "trm", TINY)
+    obs = torch.randn(n, 4)
+    actions = torch.randint(0, 3, (n,))
+    advantages = torch.randn(n)
+    return policy, obs, actions, advantages
+
+
+def core_gradient(policy, obs, actions, advantages, weights) -> torch.Tensor:
+    policy.zero_grad()
+    logits, _ = policy(obs)
+    pg, _, _ = cycle_losses(logits, actions, advantages)
+    (weights * pg).sum().backward()
+    return torch.cat([p.grad.flatten() for p in policy.body.core.parameters()])
+
+
+def test_every_cycle_loss_reaches_the_core():
+    policy, obs, actions, advantages = toy_batch()
+    for k in range(TINY.h_cycles):
+        alone = torch.zeros(TINY.h_cycles)
+        alone[k] = 1.0
+        assert core_gradient(policy, obs, actions, advantages, alone).abs().sum() > 0
+    full = core_gradient(policy, obs, actions, advantages, torch.ones(3))
+    for k in range(TINY.h_cycles):
+        dropped = torch.ones(3)
+        dropped[k] = 0.0
+        assert not torch.allclose(full, core_gradient(policy, obs, actions, advantages, dropped))
+
+
+def test_grad_mode_last_is_refused_with_deep_supervision():
+    last = TRMConfig(**{**TINY.to_dict(), "grad_mode": "last"})
+    with pytest.raises(ValueError, match="grad_mode"):
+        train("CartPole-v1", ReinforceConfig(episodes=1), trm=last)
+    with pytest.raises(ValueError, match="grad_mode"):
+        train(
+            "CartPole-v1",
+            ReinforceConfig(episodes=1, deep_supervision=False, curriculum_updates=5),
+            trm=last,
+        )
+
+
+@pytest.mark.parametrize(
+    ("base", "expected"),
+    [
+        (3.0, [0.025, 0.075, 0.225, 0.675]),
+        (5.0, [0.006, 0.032, 0.160, 0.801]),
+        (10.0, [0.001, 0.009, 0.090, 0.900]),
+    ],
+)
+def test_exponential_weights_normalise(base, expected):
+    weights = ReinforceConfig(weighting="exponential", weight_base=base).cycle_weights(4)
+    assert weights.sum().item() == pytest.approx(1.0)
+    assert weights.tolist() == pytest.approx(expected, abs=1e-3)
+
+
+def test_linear_and_single_cycle_weights():
+    weights = ReinforceConfig().cycle_weights(5)
+    assert weights.sum().item() == pytest.approx(1.0)
+    assert (weights / weights[0]).tolist() == pytest.approx([1.0, 1.1, 1.2, 1.3, 1.4])
+    off = ReinforceConfig(deep_supervision=False).cycle_weights(3)
+    assert off.tolist() == [0.0, 0.0, 1.0]
+
+
+def test_curriculum_grows_supervised_cycles_in_stages():
+    config = ReinforceConfig(curriculum_start=2, curriculum_updates=300)
+    schedule = [config.supervised_cycles(u, 4) for u in (0, 99, 100, 199, 200, 299, 1000)]
+    assert schedule == [2, 2, 3, 3, 4, 4, 4]
+    assert ReinforceConfig().supervised_cycles(0, 4) == 4
+
+
+def test_improvement_bonus_is_bounded_signed_and_stops_at_the_earlier_cycle():
+    advantages = torch.tensor([2.0, -1.0])
+    better = torch.tensor([[-1.0, -1.0], [-0.5, -2.0]], requires_grad=True)
+    bonus = improvement_bonus(better, advantages)
+    assert 0 < bonus.item() <= 1
+    assert improvement_bonus(better.detach().flip(0), advantages).item() < 0
+    bonus.backward()
+    assert better.grad[0].abs().sum() == 0 and better.grad[1].abs().sum() > 0
+    huge = improvement_bonus(torch.tensor([[0.0], [-1e6]]), torch.tensor([1e6]))
+    assert huge.item() == pytest.approx(-1.0)
+    assert improvement_bonus(better[:1], advantages).item() == 0.0
+
+
+def test_discounted_returns_stop_at_episode_end():
+    rewards = np.array([[1.0], [1.0], [1.0], [5.0]])
+    dones = np.array([[0.0], [0.0], [1.0], [0.0]])
+    returns = discounted_returns(rewards, dones, 0.5)
+    assert returns[:, 0].tolist() == [1.75, 1.5, 1.0, 5.0]
+
+
+def test_masked_actions_are_never_taken():
+    agent = train("MaskedChoice-v0", ReinforceConfig(episodes=24), trm=TINY, n_envs=4, seed=1)
+    env = MaskedChoiceEnv()
+    obs, _ = env.reset(seed=3)
+    for _ in range(50):
+        action, _ = agent.predict(obs, action_masks=env.action_masks())
+        assert env.action_masks()[action]
+        obs, *_ = env.step(action)
+        if env.t >= 5:
+            obs, _ = env.reset()
+    logits, _ = agent.policy(obs_to_tensor(obs[None], env.observation_space, agent.device))
+    assert logits.shape == (3, 1, 6) and logits.min() > MASKED_LOGIT
+
+
+def test_resume_gives_the_same_numbers_as_an_uninterrupted_run(tmp_path):
+    kwargs = dict(trm=TINY, n_envs=2, seed=7)
+    config = ReinforceConfig(episodes=12, checkpoint_every=2, improvement_scale=0.5)
+    whole = train("CartPole-v1", config, out_dir=tmp_path / "whole", **kwargs)
+    half = ReinforceConfig(**{**config.to_dict(), "episodes": 6})
+    train("CartPole-v1", half, out_dir=tmp_path / "split", **kwargs)
+    resumed = resume(tmp_path / "split", episodes=12)
+    for name, value in whole.policy.state_dict().items():
+        torch.testing.assert_close(resumed.policy.state_dict()[name], value, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("policy", ["trm", "mlp"])
+def test_save_load_round_trip(tmp_path, policy):
+    agent = train(
+        "TRM-Maze-v0",
+        ReinforceConfig(episodes=4),
+        env_kwargs={"size": 4},
+        policy=policy,
+        trm=GRID,
+        focus_channel=1 if policy == "trm" else None,
+        n_envs=2,
+        out_dir=tmp_path,
+    )
+    loaded = ReinforceAgent.load(tmp_path)
+    assert loaded.config["algo"] == "reinforce" and loaded.config["policy"] == policy
+    env = gym.make("TRM-Maze-v0", size=4)
+    batch = np.stack([env.reset(seed=s)[0] for s in range(8)])
+    before, _ = agent.predict(batch, deterministic=True)
+    after, _ = loaded.predict(batch, deterministic=True)
+    assert before.shape == (8,) and (before == after).all()
+    single, _ = loaded.predict(batch[0], deterministic=True)
+    assert single.shape == () and single == after[0]
+
+
+def test_mlp_baseline_matches_the_trm_parameter_count():
+    space = spaces.Box(0, 1, (3, 5, 5), np.float32)
+    config = TRMConfig(hidden_dim=32, n_layers=1, h_cycles=3, l_cycles=2, mixer="conv")
+    trm = parameter_count(build_policy(space, spaces.Discrete(4), "trm", config))
+    mlp = parameter_count(build_policy(space, spaces.Discrete(4), "mlp", config))
+    assert abs(mlp - trm) / trm < 0.05
+
+
+def test_predict_from_a_chosen_cycle():
+    policy, obs, _, _ = toy_batch()
+    agent = ReinforceAgent(policy, spaces.Box(-1, 1, (4,), np.float32), spaces.Discrete(3), {})
+    logits, _ = policy(obs)
+    for k in range(3):
+        actions, _ = agent.predict(obs.numpy(), deterministic=True, cycle=k)
+        assert (actions == logits[k].argmax(-1).numpy()).all()
+    with pytest.raises(ValueError, match="cycle"):
+        agent.predict(obs.numpy(), cycle=3)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("gamma", 1.5, ValueError),
+        ("weighting", "cubic", ValueError),
+        ("baseline", "critic", ValueError),
+        ("episodes", 0, ValueError),
+        ("warmup_updates", 2.5, TypeError),
+        ("deep_supervision", "yes", TypeError),
+    ],
+)
+def test_bad_config_raises(field, value, error):
+    with pytest.raises(error, match=field):
+        ReinforceConfig(**{field: value})
+
+
+def test_cli_adds_one_flag_per_field_and_trains(tmp_path):
+    parser = argparse.ArgumentParser()
+    reinforce_cli.add_arguments(parser)
+    args = parser.parse_args(
+        ["--episodes", "4", "--weighting", "exponential", "--no-deep-supervision"]
+    )
+    for field in fields(ReinforceConfig):
+        assert hasattr(args, field.name)
+    assert args.weighting == "exponential" and args.deep_supervision is False
+    common = dict(
+        env="CartPole-v1",
+        algo="reinforce",
+        policy="trm",
+        timesteps=None,
+        seed=0,
+        out=str(tmp_path),
+        env_kwargs=None,
+        n_envs=2,
+        tensorboard=None,
+        h_cycles=2,
+        l_cycles=1,
+        hidden_dim=8,
+        n_layers=1,
+        mixer=None,
+        grad_mode=None,
+    )
+    assert reinforce_cli.run(argparse.Namespace(**vars(args), **common)) == 0
+    agent = ReinforceAgent.load(tmp_path)
+    assert agent.config["reinforce"]["weighting"] == "exponential"
+    assert agent.config["trm"]["h_cycles"] == 2 and agent.config["trm"]["mixer"] == "none"
+
+
+@pytest.mark.slow
+def test_learns_3x3_mazes_within_ci_time():
+    config = ReinforceConfig(learning_rate=3e-3)
+    agent = train(
+        "TRM-Maze-v0",
+        config,
+        env_kwargs={"size": 3},
+        trm=GRID,
+        focus_channel=1,
+        n_envs=16,
+        timesteps=15_000,
+        seed=0,
+    )
+    env = gym.make("TRM-Maze-v0", size=3)
+    successes = 0
+    for episode in range(50):
+        obs, info = env.reset(seed=10_000 + episode)
+        done = False
+        while not done:
+            action, _ = agent.predict(obs, deterministic=True)
+            obs, _, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+        successes += info["is_success"]
+    assert successes / 50 >= 0.9
