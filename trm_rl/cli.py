@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from trm_rl import __version__
 
-SUBCOMMAND_MODULES = ("trm_rl.demo",)
+SUBCOMMAND_MODULES = ("trm_rl.demo", "trm_rl.agents.train_cli", "trm_rl.agents.evaluate_cli")
 """Modules whose ``add_parser(subparsers)`` adds a subcommand with ``set_defaults(func=...)``."""
 
 

@@ -1,0 +1,86 @@
+"""Per-cycle diagnostics of a TRM policy, logged through SB3's logger (TensorBoard).
+
+After each rollout, :class:`TRMDiagnosticsCallback` runs the policy's recursion on a sample
+of that rollout's observations and records, for every outer cycle ``k = 1 .. H``:
+
+- ``trm/delta_zH_k``: ``mean ||z_H^k - z_H^(k-1)|| / ||z_H^k||`` over tokens (``z_H^0`` is
+  the initial state): how much cycle ``k`` still changes the answer;
+- ``trm/entropy_k``: the action distribution's mean entropy if the heads read cycle ``k``;
+- ``trm/agree_k`` (discrete actions): fraction of greedy actions at cycle ``k`` equal to
+  the final cycle's.
+
+Late cycles that still change z_H and the greedy action show that recursion is used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.preprocessing import preprocess_obs
+from torch import Tensor
+
+
+def cycle_statistics(policy, obs: Tensor) -> dict[str, list[float]]:
+    """Per-cycle statistics of a TRM ``policy`` on a batch of raw observations.
+
+    Args:
+        policy: a ``TRMPolicy`` or ``MaskableTRMPolicy``.
+        obs: observations ``[B, ...]`` as SB3's ``obs_to_tensor`` gives (not preprocessed).
+
+    Returns:
+        ``{"delta_zH": [H floats], "entropy": [H], "agree": [H] (discrete actions only)}``.
+    """
+    with torch.no_grad():
+        preprocessed = preprocess_obs(obs, policy.observation_space, policy.normalize_images)
+        network = policy.network
+        x, out = network.recurse(preprocessed)
+        init = network.core.init_states[0].expand_as(out.states[0])
+        previous = torch.cat([init.unsqueeze(0), out.states[:-1]])
+        change = (out.states - previous).norm(dim=-1) / out.states.norm(dim=-1).clamp_min(1e-8)
+        features = network.read(out.states, x, preprocessed)
+        stats: dict[str, list[float]] = {"delta_zH": change.mean(dim=(1, 2)).tolist()}
+        entropies, greedy = [], []
+        for cycle_features in features:
+            latent = policy.mlp_extractor.forward_actor(cycle_features)
+            distribution = policy._get_action_dist_from_latent(latent)
+            entropies.append(float(distribution.entropy().mean()))
+            greedy.append(distribution.get_actions(deterministic=True))
+        stats["entropy"] = entropies
+        if not greedy[-1].is_floating_point():
+            stats["agree"] = [float((g == greedy[-1]).float().mean()) for g in greedy]
+    return stats
+
+
+class TRMDiagnosticsCallback(BaseCallback):
+    """Log :func:`cycle_statistics` under ``trm/`` after every rollout.
+
+    Args:
+        samples: observations drawn (without replacement) from the rollout buffer (>= 1).
+        verbose: SB3 verbosity.
+    """
+
+    def __init__(self, samples: int = 256, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise ValueError(f"samples must be an int >= 1, got {samples!r}")
+        self.samples = samples
+
+    def _on_training_start(self) -> None:
+        if not hasattr(self.model.policy, "network"):
+            raise TypeError(
+                f"TRMDiagnosticsCallback needs a TRM policy, got {type(self.model.policy).__name__}"
+            )
+        self._rng = np.random.default_rng(self.model.seed)
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        observations = self.model.rollout_buffer.observations
+        flat = observations.reshape(-1, *observations.shape[2:])
+        chosen = self._rng.choice(len(flat), size=min(self.samples, len(flat)), replace=False)
+        obs, _ = self.model.policy.obs_to_tensor(flat[chosen])
+        for name, values in cycle_statistics(self.model.policy, obs).items():
+            for cycle, value in enumerate(values, start=1):
+                self.logger.record(f"trm/{name}_{cycle}", value)

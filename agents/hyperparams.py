@@ -1,0 +1,96 @@
+"""Recommended training settings per environment, in one table.
+
+``trm-rl train`` and the benchmarks start from :func:`recipe(env_id) <recipe>`; flags and
+arguments override single entries. Envs not in the table get :data:`DEFAULT_RECIPE`.
+The TRM entries are ``TRMPolicy`` keyword arguments; the MLP entries are ``MlpPolicy``
+keyword arguments (the parameter-matched baseline of the benchmarks sets its own widths).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+ALGOS = ("ppo", "a2c", "maskable-ppo")
+"""Stable-Baselines3 algorithms the trainer builds (REINFORCE has its own trainer)."""
+
+
+def _frozen(mapping: dict[str, Any] | None = None) -> MappingProxyType:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Recommended settings for one environment."""
+
+    algo: str = "ppo"
+    """Default algorithm, one of :data:`ALGOS`."""
+    n_envs: int = 8
+    """Parallel environments (a ``DummyVecEnv``)."""
+    ppo: MappingProxyType = field(default_factory=_frozen)
+    """``PPO``/``MaskablePPO`` keyword arguments (SB3 defaults for the rest)."""
+    a2c: MappingProxyType = field(default_factory=_frozen)
+    """``A2C`` keyword arguments (SB3 defaults for the rest)."""
+    trm: MappingProxyType = field(default_factory=_frozen)
+    """``TRMPolicy`` keyword arguments (the policy's defaults for the rest)."""
+    mlp: MappingProxyType = field(default_factory=_frozen)
+    """``MlpPolicy`` keyword arguments (SB3 defaults for the rest)."""
+
+    def __post_init__(self) -> None:
+        if self.algo not in ALGOS:
+            raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
+        if isinstance(self.n_envs, bool) or not isinstance(self.n_envs, int) or self.n_envs < 1:
+            raise ValueError(f"n_envs must be an int >= 1, got {self.n_envs!r}")
+        for name in ("ppo", "a2c", "trm", "mlp"):
+            object.__setattr__(self, name, _frozen(getattr(self, name)))
+
+    def algo_kwargs(self, algo: str) -> dict[str, Any]:
+        """Keyword arguments of ``algo`` (a copy)."""
+        if algo not in ALGOS:
+            raise ValueError(f"algo must be one of {ALGOS}, got {algo!r}")
+        return dict(self.a2c if algo == "a2c" else self.ppo)
+
+
+_GRID_PPO = {
+    "n_steps": 128,
+    "batch_size": 512,
+    "n_epochs": 4,
+    "learning_rate": 1e-3,
+    "gamma": 0.99,
+    "gae_lambda": 0.95,
+    "ent_coef": 0.01,
+}
+
+DEFAULT_RECIPE = Recipe()
+"""SB3's defaults with 8 envs; the policy's own TRM defaults."""
+
+RECIPES: dict[str, Recipe] = {
+    "TRM-Maze-v0": Recipe(
+        n_envs=16, ppo=_GRID_PPO, trm={"h_cycles": 3, "l_cycles": 2, "focus_channel": 1}
+    ),
+    "TRM-Maze-Fixed-v0": Recipe(
+        n_envs=16, ppo=_GRID_PPO, trm={"h_cycles": 3, "l_cycles": 2, "focus_channel": 1}
+    ),
+    "TRM-Maze-7x7-v0": Recipe(
+        n_envs=16, ppo=_GRID_PPO, trm={"h_cycles": 3, "l_cycles": 3, "focus_channel": 1}
+    ),
+    "TRM-Maze-9x9-v0": Recipe(
+        n_envs=16, ppo=_GRID_PPO, trm={"h_cycles": 4, "l_cycles": 3, "focus_channel": 1}
+    ),
+    "TRM-Sudoku-v0": Recipe(
+        algo="maskable-ppo", n_envs=16, ppo=_GRID_PPO, trm={"h_cycles": 3, "l_cycles": 2}
+    ),
+    "TRM-VanDerPol-v0": Recipe(n_envs=8, trm={"h_cycles": 2, "l_cycles": 2}),
+}
+"""Recommended settings of the registered TRM environments."""
+
+
+def recipe(env_id: str) -> Recipe:
+    """The recommended :class:`Recipe` for ``env_id`` (``"trm_rl:"`` prefix allowed)."""
+    return RECIPES.get(env_id.removeprefix("trm_rl:"), DEFAULT_RECIPE)
+
+
+def with_overrides(base: Recipe, **changes: Any) -> Recipe:
+    """``base`` with top-level fields replaced (validated again)."""
+    return replace(base, **changes)

@@ -1,0 +1,224 @@
+"""Build an environment and an SB3 model from a :class:`TrainConfig`, train, save.
+
+Used by ``trm-rl train`` and by the benchmarks. An agent directory holds ``config.json``
+(the :class:`TrainConfig` fields plus ``trm`` and ``trm_rl_version``), ``model.zip`` and,
+unless told otherwise, TensorBoard logs under ``tb/``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecEnv
+
+import trm_rl.envs  # noqa: F401  (registers the TRM-* ids)
+from trm_rl.agents.callbacks import TRMDiagnosticsCallback
+from trm_rl.agents.hyperparams import ALGOS, recipe
+from trm_rl.agents.policy import POLICY_DEFAULTS, MaskableTRMPolicy, TRMPolicy
+
+POLICIES = ("trm", "mlp")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run; ``None`` fields take the env's recommended value
+    (:mod:`trm_rl.agents.hyperparams`)."""
+
+    env_id: str
+    """A registered Gymnasium id, e.g. ``"TRM-Maze-v0"``."""
+    algo: str | None = None
+    """``"ppo"``, ``"a2c"`` or ``"maskable-ppo"``."""
+    policy: str = "trm"
+    """``"trm"`` (TRMPolicy / MaskableTRMPolicy) or ``"mlp"`` (SB3's MlpPolicy)."""
+    timesteps: int = 100_000
+    """Environment steps to train for (summed over envs)."""
+    seed: int = 0
+    """Seeds torch, the algorithm and the training envs (``seed .. seed + n_envs - 1``)."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments for ``gym.make``."""
+    n_envs: int | None = None
+    """Parallel environments."""
+    policy_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the recommended policy keyword arguments (TRM settings for ``"trm"``)."""
+    algo_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the recommended algorithm keyword arguments."""
+    device: str = "auto"
+    """Torch device, ``"auto"`` as in SB3."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.env_id, str) or not self.env_id:
+            raise ValueError(f"env_id must be a registered environment id, got {self.env_id!r}")
+        if self.algo is not None and self.algo not in ALGOS:
+            raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got {self.policy!r}")
+        for name, low in (("timesteps", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        if self.n_envs is not None and (
+            isinstance(self.n_envs, bool) or not isinstance(self.n_envs, int) or self.n_envs < 1
+        ):
+            raise ValueError(f"n_envs must be an int >= 1 or None, got {self.n_envs!r}")
+        for name in ("env_kwargs", "policy_kwargs", "algo_kwargs"):
+            if not isinstance(getattr(self, name), dict):
+                raise TypeError(f"{name} must be a dict, got {type(getattr(self, name)).__name__}")
+
+    @property
+    def resolved_algo(self) -> str:
+        """The algorithm, the env's recommended one if ``algo`` is None."""
+        return self.algo or recipe(self.env_id).algo
+
+    @property
+    def resolved_n_envs(self) -> int:
+        """The number of envs, the env's recommended one if ``n_envs`` is None."""
+        return self.n_envs or recipe(self.env_id).n_envs
+
+    def resolved_policy_kwargs(self) -> dict[str, Any]:
+        """Recommended policy keyword arguments updated by ``policy_kwargs``."""
+        base = recipe(self.env_id)
+        return {**(base.trm if self.policy == "trm" else base.mlp), **self.policy_kwargs}
+
+    def resolved_algo_kwargs(self) -> dict[str, Any]:
+        """Recommended algorithm keyword arguments updated by ``algo_kwargs``."""
+        return {**recipe(self.env_id).algo_kwargs(self.resolved_algo), **self.algo_kwargs}
+
+
+def make_env(config: TrainConfig) -> VecEnv:
+    """The training ``DummyVecEnv`` (Monitor-wrapped), seeded with ``config.seed``."""
+    return make_vec_env(
+        config.env_id,
+        n_envs=config.resolved_n_envs,
+        seed=config.seed,
+        env_kwargs=config.env_kwargs,
+    )
+
+
+def algorithm_class(algo: str) -> type[BaseAlgorithm]:
+    """The SB3 class of ``algo`` (``"maskable-ppo"`` needs sb3-contrib)."""
+    if algo == "maskable-ppo":
+        from sb3_contrib import MaskablePPO
+
+        return MaskablePPO
+    return {"ppo": PPO, "a2c": A2C}[algo]
+
+
+def make_model(
+    config: TrainConfig, env: VecEnv | None = None, tensorboard: str | Path | None = None
+) -> BaseAlgorithm:
+    """An untrained SB3 model for ``config`` (``env`` defaults to :func:`make_env`)."""
+    algo = config.resolved_algo
+    if config.policy == "mlp":
+        policy: Any = "MlpPolicy"
+    else:
+        policy = MaskableTRMPolicy if algo == "maskable-ppo" else TRMPolicy
+    torch.manual_seed(config.seed)
+    return algorithm_class(algo)(
+        policy,
+        env if env is not None else make_env(config),
+        policy_kwargs=config.resolved_policy_kwargs(),
+        seed=config.seed,
+        device=config.device,
+        tensorboard_log=None if tensorboard is None else str(tensorboard),
+        **config.resolved_algo_kwargs(),
+    )
+
+
+def trm_settings(model: BaseAlgorithm) -> dict[str, Any] | None:
+    """The TRMConfig fields of a model's TRM policy, or ``None`` for other policies."""
+    trm_config = getattr(model.policy, "trm_config", None)
+    return None if trm_config is None else trm_config.to_dict()
+
+
+def config_record(config: TrainConfig, model: BaseAlgorithm) -> dict[str, Any]:
+    """The ``config.json`` of an agent directory."""
+    from trm_rl import __version__
+
+    return {
+        **asdict(config),
+        "algo": config.resolved_algo,
+        "n_envs": config.resolved_n_envs,
+        "policy_kwargs": _jsonable(config.resolved_policy_kwargs()),
+        "algo_kwargs": _jsonable(config.resolved_algo_kwargs()),
+        "trm": trm_settings(model),
+        "trm_rl_version": __version__,
+    }
+
+
+def _jsonable(mapping: dict[str, Any]) -> dict[str, Any]:
+    """``mapping`` with values JSON cannot hold (classes, callables) written as names."""
+    return {
+        key: value
+        if isinstance(value, str | int | float | bool | list | dict | None)
+        else (getattr(value, "__name__", repr(value)))
+        for key, value in mapping.items()
+    }
+
+
+def train(
+    config: TrainConfig,
+    out: str | Path | None = None,
+    tensorboard: str | Path | None = None,
+    progress_bar: bool = False,
+    env: VecEnv | None = None,
+    callbacks: list[BaseCallback] | None = None,
+) -> BaseAlgorithm:
+    """Train a model; with ``out``, save ``out/model.zip`` and ``out/config.json``.
+
+    Args:
+        config: what to train.
+        out: agent directory (created); ``None`` saves nothing.
+        tensorboard: TensorBoard log directory; defaults to ``out/tb`` when ``out`` is set.
+        progress_bar: show SB3's progress bar (tqdm/rich).
+        env: a training VecEnv to use instead of :func:`make_env` (e.g. wrapped).
+        callbacks: extra SB3 callbacks; :class:`TRMDiagnosticsCallback` is always added
+            for TRM policies when logging to TensorBoard.
+
+    Returns:
+        The trained model.
+    """
+    out = None if out is None else Path(out)
+    if tensorboard is None and out is not None:
+        tensorboard = out / "tb"
+    model = make_model(config, env, tensorboard)
+    callback_list = list(callbacks or [])
+    if tensorboard is not None and config.policy == "trm":
+        callback_list.append(TRMDiagnosticsCallback())
+    model.learn(config.timesteps, callback=callback_list, progress_bar=progress_bar)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        model.save(out / "model.zip")
+        record = config_record(config, model)
+        (out / "config.json").write_text(json.dumps(record, indent=2) + "\n")
+    return model
+
+
+def spaces_of(env_id: str, env_kwargs: dict[str, Any]) -> tuple[gym.Space, gym.Space]:
+    """(observation space, action space) of ``gym.make(env_id, **env_kwargs)``."""
+    env = gym.make(env_id, **env_kwargs)
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()
+
+
+__all__ = [
+    "POLICIES",
+    "POLICY_DEFAULTS",
+    "TrainConfig",
+    "algorithm_class",
+    "config_record",
+    "make_env",
+    "make_model",
+    "spaces_of",
+    "train",
+]

@@ -1,0 +1,236 @@
+"""Held-out learning benchmark: ``PPO(TRMPolicy)`` against a parameter-matched MLP.
+
+Both are trained in the same run, with the same budget, env settings and algorithm
+hyperparameters (the env's recipe in :mod:`trm_rl.agents.hyperparams`), over several seeds.
+Every ``timesteps / curve_points`` steps the agent plays ``--eval-episodes`` held-out
+episodes (reset seeds from :mod:`trm_rl.agents.evaluation`, deterministic actions); layouts
+whose first observation also started a training episode are skipped, so every evaluated
+maze/puzzle is unseen.
+
+Run: ``python -m trm_rl.benchmarks.policy_learning --env TRM-Maze-v0 --timesteps 300000
+--seed 0 --n-seeds 3`` -> ``benchmarks/results/policy_learning_<env>.json`` (rewritten after
+every run, so partial results survive).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+from trm_rl.agents.evaluation import evaluate
+from trm_rl.agents.loading import SB3Agent
+from trm_rl.agents.network import parameter_count
+from trm_rl.agents.training import TrainConfig, make_env, make_model
+from trm_rl.benchmarks.stats import summarize
+
+RESULTS = Path(__file__).resolve().parent / "results"
+POLICIES = ("trm", "mlp", "mlp-sb3")
+"""``trm``: TRMPolicy; ``mlp``: MlpPolicy with two hidden layers per head, widths chosen to
+match the TRM policy's parameter count; ``mlp-sb3``: SB3's default MlpPolicy (64, 64)."""
+
+
+def fingerprint(obs: np.ndarray) -> bytes:
+    """A hash of one observation (identifies a layout/puzzle by its first observation)."""
+    return hashlib.blake2b(np.ascontiguousarray(obs).tobytes(), digest_size=16).digest()
+
+
+class TrainingStarts(VecEnvWrapper):
+    """Records the fingerprint of every training episode's first observation."""
+
+    def __init__(self, venv: VecEnv) -> None:
+        super().__init__(venv)
+        self.seen: set[bytes] = set()
+
+    def reset(self) -> np.ndarray:
+        obs = self.venv.reset()
+        self.seen.update(fingerprint(o) for o in obs)
+        return obs
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self.seen.update(fingerprint(obs[i]) for i in np.flatnonzero(dones))
+        return obs, rewards, dones, infos
+
+
+class HeldOutCurve(BaseCallback):
+    """Evaluates on held-out episodes every ``every`` steps; keeps the training wall time
+    (evaluation excluded) for the steps/s figure."""
+
+    def __init__(self, every: int, evaluate_now) -> None:
+        super().__init__()
+        self.every = every
+        self.evaluate_now = evaluate_now
+        self.points: list[dict[str, Any]] = []
+        self.train_seconds = 0.0
+
+    def _on_training_start(self) -> None:
+        self._next = self.every
+        self._clock = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self.train_seconds += time.perf_counter() - self._clock
+            self.points.append({"timesteps": self.num_timesteps, **self.evaluate_now()})
+            self._next += self.every
+            self._clock = time.perf_counter()
+        return True
+
+    def _on_training_end(self) -> None:
+        self.train_seconds += time.perf_counter() - self._clock
+
+
+def matched_mlp_width(config: TrainConfig, target: int) -> int:
+    """Hidden width ``h`` of ``net_arch=dict(pi=[h, h], vf=[h, h])`` whose MlpPolicy
+    parameter count is closest to ``target``."""
+
+    def count(width: int) -> int:
+        arch = {"net_arch": {"pi": [width, width], "vf": [width, width]}}
+        probe = TrainConfig(**{**_fields(config), "policy": "mlp", "policy_kwargs": arch})
+        return parameter_count(make_model(probe).policy)
+
+    return min(range(4, 257, 2), key=lambda width: abs(count(width) - target))
+
+
+def _fields(config: TrainConfig) -> dict[str, Any]:
+    return {name: getattr(config, name) for name in config.__dataclass_fields__}
+
+
+def run_one(
+    base: TrainConfig, policy: str, seed: int, args: argparse.Namespace, mlp_width: int
+) -> dict[str, Any]:
+    """Train one agent with the held-out curve; return its results row."""
+    fields = {**_fields(base), "seed": seed}
+    if policy == "trm":
+        config = TrainConfig(**fields)
+    elif policy == "mlp":
+        arch = {"net_arch": {"pi": [mlp_width] * 2, "vf": [mlp_width] * 2}}
+        config = TrainConfig(**{**fields, "policy": "mlp", "policy_kwargs": arch})
+    else:
+        config = TrainConfig(**{**fields, "policy": "mlp", "policy_kwargs": {}})
+    env = TrainingStarts(make_env(config))
+    model = make_model(config, env)
+    agent = SB3Agent(model)
+
+    def held_out() -> dict[str, Any]:
+        result = evaluate(
+            agent,
+            config.env_id,
+            episodes=args.eval_episodes,
+            seed=args.eval_seed,
+            env_kwargs=config.env_kwargs,
+            skip=lambda obs: fingerprint(obs) in env.seen,
+        )
+        return result.to_dict()
+
+    curve = HeldOutCurve(max(1, config.timesteps // args.curve_points), held_out)
+    model.learn(config.timesteps, callback=curve)
+    final = curve.points[-1] if curve.points else held_out()
+    row = {
+        "policy": policy,
+        "seed": seed,
+        "params": parameter_count(model.policy),
+        "policy_kwargs": {k: str(v) for k, v in config.resolved_policy_kwargs().items()},
+        "steps_per_s": config.timesteps / curve.train_seconds,
+        "training_layouts": len(env.seen),
+        "curve": curve.points,
+        "final": final,
+    }
+    print(
+        f"{policy:8s} seed {seed}: success {final['success_rate']:.3f}, path ratio "
+        f"{final['path_ratio']}, {row['steps_per_s']:.0f} steps/s, {row['params']} params",
+        flush=True,
+    )
+    return row
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and 95% bootstrap interval over seeds of the final metrics, per policy."""
+    out = {}
+    for policy in sorted({row["policy"] for row in rows}):
+        mine = [row for row in rows if row["policy"] == policy]
+        out[policy] = {
+            metric: vars(summarize([row["final"][metric] for row in mine]))
+            for metric in ("success_rate", "path_ratio", "mean_return")
+        }
+        out[policy]["steps_per_s"] = vars(summarize([row["steps_per_s"] for row in mine]))
+    return out
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="TRM-Maze-v0", help="env id (default TRM-Maze-v0)")
+    parser.add_argument("--timesteps", type=int, default=300_000, help="budget per agent")
+    parser.add_argument("--seed", type=int, default=0, help="first training seed (default 0)")
+    parser.add_argument("--n-seeds", type=int, default=3, help="seeds seed..seed+n-1 (3)")
+    parser.add_argument(
+        "--policies", nargs="+", choices=POLICIES, default=["trm", "mlp"], help="agents"
+    )
+    parser.add_argument("--eval-episodes", type=int, default=500, help="held-out episodes")
+    parser.add_argument("--eval-seed", type=int, default=0, help="evaluation seed (default 0)")
+    parser.add_argument("--curve-points", type=int, default=5, help="evaluations per run")
+    parser.add_argument("--n-envs", type=int, default=None, help="override the recipe's n_envs")
+    parser.add_argument("--env-kwargs", type=json.loads, default={}, help="JSON for gym.make")
+    parser.add_argument("--trm-kwargs", type=json.loads, default={}, help="JSON TRM overrides")
+    parser.add_argument("--algo-kwargs", type=json.loads, default={}, help="JSON algo overrides")
+    parser.add_argument("--tag", default="", help="suffix of the results file name")
+    parser.add_argument("--out", type=Path, default=None, help="results JSON path")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    base = TrainConfig(
+        env_id=args.env,
+        timesteps=args.timesteps,
+        env_kwargs=args.env_kwargs,
+        n_envs=args.n_envs,
+        policy_kwargs=args.trm_kwargs,
+        algo_kwargs=args.algo_kwargs,
+        device="cpu",
+    )
+    name = args.env.removeprefix("trm_rl:") + (f"_{args.tag}" if args.tag else "")
+    out = args.out or RESULTS / f"policy_learning_{name}.json"
+    trm_params = parameter_count(make_model(base).policy)
+    width = matched_mlp_width(base, trm_params) if "mlp" in args.policies else 0
+    meta = {
+        "env": args.env,
+        "env_kwargs": args.env_kwargs,
+        "timesteps": args.timesteps,
+        "seeds": list(range(args.seed, args.seed + args.n_seeds)),
+        "algo": base.resolved_algo,
+        "n_envs": base.resolved_n_envs,
+        "algo_kwargs": base.resolved_algo_kwargs(),
+        "trm_policy_kwargs": base.resolved_policy_kwargs(),
+        "trm_params": trm_params,
+        "mlp_width": width,
+        "eval": {"episodes": args.eval_episodes, "seed": args.eval_seed, "deterministic": True},
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "command": "python -m trm_rl.benchmarks.policy_learning "
+        + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+    }
+    rows: list[dict[str, Any]] = []
+    for seed in meta["seeds"]:
+        for policy in args.policies:
+            rows.append(run_one(base, policy, seed, args, width))
+            out.parent.mkdir(parents=True, exist_ok=True)
+            report = {"meta": meta, "summary": summary(rows), "runs": rows}
+            out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(json.dumps(summary(rows), indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
