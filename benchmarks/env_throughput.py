@@ -3,15 +3,16 @@
 Run: ``python -m trm_rl.benchmarks.env_throughput [--seed 0] [--steps 20000]``.
 
 Three rates per env, each the median of ``--repeats`` runs (envs interleaved per repeat,
-so background load hits them alike), with resets after each episode end included in the
-timed loop:
+so background load hits them alike):
 
-- ``raw``: ``env.unwrapped.step`` (no wrappers) with pre-drawn random actions from the
-  action space; envs with ``action_masks()`` (Sudoku) instead pick a random valid action
-  from the mask each step, mask call included.
+- ``raw``: time spent inside ``env.unwrapped.step`` (no wrappers) only, with pre-drawn
+  random actions from the action space; envs with ``action_masks()`` (Sudoku) instead get
+  a random valid action from the mask (picked outside the timed call). The env is reset
+  after each episode end, untimed; ``reset_us`` gives the mean cost of a reset separately.
 - ``sync`` / ``async``: ``gymnasium.vector.SyncVectorEnv`` / ``AsyncVectorEnv`` of
-  ``--num-envs`` copies made by ``gym.make`` (default wrappers, autoreset), random actions
-  from the batched action space; rates count env steps (calls x envs).
+  ``--num-envs`` copies made by ``gym.make`` (default wrappers, autoreset, so resets are
+  included), random actions from the batched action space; rates count env steps
+  (calls x envs).
 
 Each rate is also given as a ratio to CartPole-v1's rate in the same mode. Ids whose
 module cannot be imported yet are skipped with a note. Prints a table and writes
@@ -41,7 +42,7 @@ MODES = ("raw", "sync", "async")
 
 
 def raw_rate(env_id: str, steps: int, seed: int) -> float:
-    """Env steps per second of the unwrapped env's ``step`` (resets included)."""
+    """Env steps per second of time spent in the unwrapped env's ``step`` (resets untimed)."""
     env = gym.make(env_id).unwrapped
     env.action_space.seed(seed)
     env.reset(seed=seed)
@@ -54,14 +55,29 @@ def raw_rate(env_id: str, steps: int, seed: int) -> float:
 
     else:
         pick = iter([env.action_space.sample() for _ in range(steps)]).__next__
-    start = time.perf_counter()
+    clock = time.perf_counter
+    elapsed = 0.0
     for _ in range(steps):
-        _, _, terminated, truncated, _ = env.step(pick())
+        action = pick()
+        start = clock()
+        _, _, terminated, truncated, _ = env.step(action)
+        elapsed += clock() - start
         if terminated or truncated:
             env.reset()
-    elapsed = time.perf_counter() - start
     env.close()
     return steps / elapsed
+
+
+def reset_us(env_id: str, resets: int, seed: int) -> float:
+    """Mean microseconds of one ``reset()`` of the unwrapped env (a fresh layout/puzzle)."""
+    env = gym.make(env_id).unwrapped
+    env.reset(seed=seed)
+    start = time.perf_counter()
+    for _ in range(resets):
+        env.reset()
+    elapsed = time.perf_counter() - start
+    env.close()
+    return 1e6 * elapsed / resets
 
 
 def vector_rate(env_id: str, steps: int, seed: int, num_envs: int, asynchronous: bool) -> float:
@@ -125,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         "async": lambda env_id: vector_rate(env_id, args.steps, args.seed, args.num_envs, True),
     }
     rates = {mode: median_rates(ids, measures[mode], args.repeats) for mode in MODES}
+    resets = median_rates(ids, lambda env_id: reset_us(env_id, 1000, args.seed), args.repeats)
 
     rows = []
     for env_id in ids:
@@ -132,19 +149,20 @@ def main(argv: list[str] | None = None) -> int:
         for mode in MODES:
             row[f"{mode}_steps_per_s"] = round(rates[mode][env_id])
             row[f"{mode}_ratio"] = round(rates[mode][env_id] / rates[mode][REFERENCE], 3)
+        row["reset_us"] = round(resets[env_id], 1)
         rows.append(row)
 
     print(
         f"steps/s (ratio to {REFERENCE}); {args.steps} steps, median of {args.repeats}, "
         f"{args.num_envs} vector envs, seed {args.seed}"
     )
-    header = f"{'env':<20}" + "".join(f"{mode:>22}" for mode in MODES)
+    header = f"{'env':<20}" + "".join(f"{mode:>22}" for mode in MODES) + f"{'reset us':>10}"
     print(header)
     for row in rows:
         cells = "".join(
             f"{row[f'{mode}_steps_per_s']:>12,} ({row[f'{mode}_ratio']:>5.2f}x)" for mode in MODES
         )
-        print(f"{row['id']:<20}{cells}")
+        print(f"{row['id']:<20}{cells}{row['reset_us']:>10.1f}")
     for env_id, why in skipped.items():
         print(f"skipped {env_id}: {why}")
 
@@ -160,8 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "machine": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
-        "notes": "raw: unwrapped step with random actions (masked envs: random valid action, "
-        "mask call timed); sync/async: gym.make copies with default wrappers; resets timed.",
+        "notes": "raw: time inside unwrapped step() only, random actions (masked envs: random "
+        "valid action picked untimed), resets untimed and reported as reset_us; sync/async: "
+        "gym.make copies with default wrappers, autoreset timed.",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"meta": meta, "rows": rows, "skipped": skipped}
