@@ -8,7 +8,12 @@ from collections.abc import Sequence
 
 from trm_rl import __version__
 
-SUBCOMMAND_MODULES = ("trm_rl.demo", "trm_rl.agents.train_cli", "trm_rl.agents.evaluate_cli")
+SUBCOMMAND_MODULES = (
+    "trm_rl.demo",
+    "trm_rl.agents.train_cli",
+    "trm_rl.agents.evaluate_cli",
+    "trm_rl.benchmarks.bench",
+)
 """Modules whose ``add_parser(subparsers)`` adds a subcommand with ``set_defaults(func=...)``."""
 
 

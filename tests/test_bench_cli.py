@@ -1,0 +1,69 @@
+"""``trm-rl bench`` end to end with a tiny budget, and its job file."""
+
+import json
+
+import pytest
+
+from trm_rl.benchmarks.jobs import read_jobs
+from trm_rl.benchmarks.report import ROW_FIELDS
+from trm_rl.cli import main
+
+TINY = [
+    "bench",
+    "--quick",
+    "--timesteps",
+    "256",
+    "--seeds",
+    "1",
+    "--eval-episodes",
+    "4",
+    "--curve-points",
+    "1",
+    "--workers",
+    "2",
+    "--envs",
+    "TRM-Maze-Fixed-v0",
+]
+
+
+@pytest.mark.slow
+def test_quick_bench_end_to_end(tmp_path, capsys):
+    assert main([*TINY, "--agents", "trm-k3", "mlp", "solver", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "### TRM-Maze-Fixed-v0 · ppo" in printed
+    results = json.loads((tmp_path / "results.json").read_text())
+    rows = results["rows"]
+    assert sorted(row["agent"] for row in rows) == ["mlp", "solver", "trm-k3"]
+    for row in rows:
+        assert set(ROW_FIELDS) <= set(row)
+    learners = [row for row in rows if row["agent"] != "solver"]
+    assert all(row["params"] > 0 and row["steps_per_s"] > 0 for row in learners)
+    mlp, trm = (next(r for r in rows if r["agent"] == a) for a in ("mlp", "trm-k3"))
+    assert mlp["params"] >= trm["params"]
+    assert results["meta"]["versions"]["torch"]
+    assert (tmp_path / "results.md").read_text().count("| trm-k3 |") == 1
+    assert (tmp_path / "curve_TRM-Maze-Fixed-v0_ppo.png").exists()
+
+
+def test_write_jobs_lists_agents_times_envs_times_seeds(tmp_path):
+    path = tmp_path / "jobs.json"
+    argv = [
+        "bench",
+        "--quick",
+        "--seeds",
+        "3",
+        "--envs",
+        "TRM-Maze-v0",
+        "TRM-Sudoku-v0",
+        "--write-jobs",
+        str(path),
+    ]
+    assert main(argv) == 0
+    jobs = read_jobs(path)
+    assert len(jobs) == 2 * 3 * 5
+    assert {job.seed for job in jobs} == {0, 1, 2}
+
+
+def test_bad_flags_raise():
+    with pytest.raises(ValueError, match="workers"):
+        main(["bench", "--quick", "--workers", "0", "--write-jobs", "/dev/null"])
