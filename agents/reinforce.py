@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,9 @@ from trm_rl.agents.reinforce_agent import ReinforceAgent, build_policy, mask_log
 from trm_rl.agents.reinforce_config import ReinforceConfig
 from trm_rl.agents.reinforce_rollout import collect_episodes, make_envs
 from trm_rl.config import TRMConfig
+
+Callback = Callable[[dict[str, Any]], bool | None]
+"""Called after every update with its statistics; returning False stops training."""
 
 __all__ = ["ReinforceAgent", "ReinforceConfig", "improvement_bonus", "resume", "train"]
 
@@ -143,6 +147,8 @@ def train(
     out_dir: str | Path | None = None,
     tensorboard_dir: str | Path | None = None,
     progress_bar: bool = False,
+    callback: Callback | None = None,
+    wrapper_class: Callable[[gym.Env], gym.Env] | None = None,
 ) -> ReinforceAgent:
     """Train a per-cycle policy with REINFORCE and deep supervision.
 
@@ -161,6 +167,12 @@ def train(
             TensorBoard logs under ``tb/``); None writes nothing.
         tensorboard_dir: TensorBoard directory instead of ``out_dir/tb``.
         progress_bar: show a tqdm bar.
+        callback: called after every update with a dict of the counters (``update``,
+            ``env_steps``, ``episodes``) and the update's TensorBoard scalars (names as
+            logged, e.g. ``"rollout/success_rate"``); returning ``False`` stops training
+            (after a checkpoint).
+        wrapper_class: wraps every training env (as SB3's ``make_vec_env``), e.g. to record
+            the layouts seen; not saved, so :func:`resume` does not reapply it.
 
     Raises:
         ValueError: no budget, or per-cycle training (deep supervision, improvement bonus or
@@ -206,7 +218,7 @@ def train(
         "tensorboard": str(tensorboard_dir) if tensorboard_dir is not None else None,
         "trm_rl_version": __version__,
     }
-    return _learn(run_config, out_dir, progress_bar, checkpoint=None)
+    return _learn(run_config, out_dir, progress_bar, None, callback, wrapper_class)
 
 
 def resume(
@@ -215,12 +227,14 @@ def resume(
     timesteps: int | None = None,
     episodes: int | None = None,
     progress_bar: bool = False,
+    callback: Callback | None = None,
 ) -> ReinforceAgent:
     """Continue the run saved in ``directory`` from its last checkpoint.
 
     Everything comes from ``directory/config.json`` except the budgets: ``timesteps`` and
     ``episodes``, when given, set new totals counted from the start of the original run.
     An interrupted run resumed this way gives the same numbers as an uninterrupted one.
+    ``callback`` is :func:`train`'s.
     """
     directory = Path(directory)
     if not (directory / "checkpoint.pt").is_file():
@@ -232,7 +246,7 @@ def resume(
         run_config["reinforce"]["episodes"] = episodes
     ReinforceConfig(**run_config["reinforce"])
     checkpoint = torch.load(directory / "checkpoint.pt", map_location="cpu", weights_only=False)
-    return _learn(run_config, directory, progress_bar, checkpoint)
+    return _learn(run_config, directory, progress_bar, checkpoint, callback, None)
 
 
 def _learn(
@@ -240,13 +254,17 @@ def _learn(
     out_dir: str | Path | None,
     progress_bar: bool,
     checkpoint: dict[str, Any] | None,
+    callback: Callback | None,
+    wrapper_class: Callable[[gym.Env], gym.Env] | None,
 ) -> ReinforceAgent:
     """The training loop of :func:`train` and :func:`resume`."""
     config = ReinforceConfig(**run_config["reinforce"])
     device = get_device(config.device)
     seed, timesteps = run_config["seed"], run_config["timesteps"]
     torch.manual_seed(seed)
-    envs = make_envs(run_config["env_id"], run_config["env_kwargs"], run_config["n_envs"])
+    envs = make_envs(
+        run_config["env_id"], run_config["env_kwargs"], run_config["n_envs"], wrapper_class
+    )
     envs.reset(seed=seed)
     policy = build_policy(
         envs.single_observation_space,
@@ -337,37 +355,37 @@ def _learn(
         optimizer.step()
         warmup.step()
 
-        # 5. Bookkeeping: counters, TensorBoard, progress bar, checkpoint.
+        # 5. Bookkeeping: counters, TensorBoard, callback, progress bar, checkpoint.
         progress["update"] += 1
         progress["env_steps"] += int(batch.actions.shape[0])
         progress["episodes"] += len(batch.episode_lengths)
-        if writer is not None:
-            step = progress["env_steps"]
-            for k in range(policy.n_cycles):
-                writer.add_scalar(f"cycles/policy_loss_{k}", pg[k].item(), step)
-                writer.add_scalar(f"cycles/entropy_{k}", entropy[k].item(), step)
-            scalars = {
-                "rollout/return": batch.episode_returns.mean(),
-                "rollout/episode_length": batch.episode_lengths.mean(),
-                "train/loss": loss.item(),
-                "train/baseline_loss": baseline_loss.item(),
-                "train/improvement_bonus": bonus.item(),
-                "train/grad_norm": grad_norm.item(),
-                "train/learning_rate": warmup.get_last_lr()[0],
-                "train/supervised_cycles": n_supervised,
-                "train/episodes": progress["episodes"],
-            }
-            if batch.successes is not None:
-                scalars["rollout/success_rate"] = batch.successes.mean()
-            for name, value in scalars.items():
-                writer.add_scalar(name, value, step)
-        bar.update(progress[done_key] - bar.n)
+        stats = {
+            **{f"cycles/policy_loss_{k}": pg[k].item() for k in range(policy.n_cycles)},
+            **{f"cycles/entropy_{k}": entropy[k].item() for k in range(policy.n_cycles)},
+            "rollout/return": float(batch.episode_returns.mean()),
+            "rollout/episode_length": float(batch.episode_lengths.mean()),
+            "train/loss": loss.item(),
+            "train/baseline_loss": baseline_loss.item(),
+            "train/improvement_bonus": bonus.item(),
+            "train/grad_norm": grad_norm.item(),
+            "train/learning_rate": warmup.get_last_lr()[0],
+            "train/supervised_cycles": n_supervised,
+            "train/episodes": progress["episodes"],
+        }
         if batch.successes is not None:
-            bar.set_postfix(success=f"{batch.successes.mean():.2f}")
+            stats["rollout/success_rate"] = float(batch.successes.mean())
+            bar.set_postfix(success=f"{stats['rollout/success_rate']:.2f}")
+        if writer is not None:
+            for name, value in stats.items():
+                writer.add_scalar(name, value, progress["env_steps"])
+        bar.update(progress[done_key] - bar.n)
+        stop = callback is not None and callback({**progress, **stats}) is False
         if out_dir is not None and (
-            progress["update"] % config.checkpoint_every == 0 or not budget_left()
+            stop or progress["update"] % config.checkpoint_every == 0 or not budget_left()
         ):
             save()
+        if stop:
+            break
 
     bar.close()
     envs.close()

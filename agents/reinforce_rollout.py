@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import gymnasium as gym
@@ -101,8 +101,17 @@ def collect_episodes(
     )
 
 
-def make_envs(env_id: str, env_kwargs: dict[str, Any], n_envs: int) -> SyncVectorEnv:
-    """``n_envs`` copies of ``gym.make(env_id, **env_kwargs)``, autoreset on the next step."""
-    return SyncVectorEnv(
-        [partial(gym.make, env_id, **env_kwargs)] * n_envs, autoreset_mode=AutoresetMode.NEXT_STEP
-    )
+def make_envs(
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    n_envs: int,
+    wrapper_class: Callable[[gym.Env], gym.Env] | None = None,
+) -> SyncVectorEnv:
+    """``n_envs`` copies of ``gym.make(env_id, **env_kwargs)`` (each wrapped in
+    ``wrapper_class`` when given), autoreset on the next step."""
+
+    def make() -> gym.Env:
+        env = gym.make(env_id, **env_kwargs)
+        return wrapper_class(env) if wrapper_class is not None else env
+
+    return SyncVectorEnv([make] * n_envs, autoreset_mode=AutoresetMode.NEXT_STEP)

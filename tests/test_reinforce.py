@@ -177,6 +177,18 @@ def test_resume_gives_the_same_numbers_as_an_uninterrupted_run(tmp_path):
         torch.testing.assert_close(resumed.policy.state_dict()[name], value, rtol=0, atol=0)
 
 
+def test_curriculum_and_callback_in_the_trainer():
+    seen = []
+
+    def callback(stats):
+        seen.append(stats["train/supervised_cycles"])
+        return len(seen) < 7
+
+    config = ReinforceConfig(episodes=100, curriculum_start=1, curriculum_updates=6)
+    train("CartPole-v1", config, trm=TINY, n_envs=1, callback=callback)
+    assert seen == [1, 1, 2, 2, 3, 3, 3]
+
+
 @pytest.mark.parametrize("policy", ["trm", "mlp"])
 def test_save_load_round_trip(tmp_path, policy):
     agent = train(
