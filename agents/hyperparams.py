@@ -8,7 +8,7 @@ keyword arguments (the parameter-matched baseline of the benchmarks sets its own
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -89,8 +89,3 @@ RECIPES: dict[str, Recipe] = {
 def recipe(env_id: str) -> Recipe:
     """The recommended :class:`Recipe` for ``env_id`` (``"trm_rl:"`` prefix allowed)."""
     return RECIPES.get(env_id.removeprefix("trm_rl:"), DEFAULT_RECIPE)
-
-
-def with_overrides(base: Recipe, **changes: Any) -> Recipe:
-    """``base`` with top-level fields replaced (validated again)."""
-    return replace(base, **changes)

@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import torch
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -23,7 +22,7 @@ from stable_baselines3.common.vec_env import VecEnv
 import trm_rl.envs  # noqa: F401  (registers the TRM-* ids)
 from trm_rl.agents.callbacks import TRMDiagnosticsCallback
 from trm_rl.agents.hyperparams import ALGOS, recipe
-from trm_rl.agents.policy import POLICY_DEFAULTS, MaskableTRMPolicy, TRMPolicy
+from trm_rl.agents.policy import MaskableTRMPolicy, TRMPolicy
 
 POLICIES = ("trm", "mlp")
 
@@ -89,8 +88,14 @@ class TrainConfig:
         return {**(base.trm if self.policy == "trm" else base.mlp), **self.policy_kwargs}
 
     def resolved_algo_kwargs(self) -> dict[str, Any]:
-        """Recommended algorithm keyword arguments updated by ``algo_kwargs``."""
-        return {**recipe(self.env_id).algo_kwargs(self.resolved_algo), **self.algo_kwargs}
+        """Recommended algorithm keyword arguments updated by ``algo_kwargs``. A recommended
+        PPO ``batch_size`` larger than the rollout (``n_steps * n_envs``, e.g. with fewer
+        envs) is reduced to the rollout size."""
+        kwargs = recipe(self.env_id).algo_kwargs(self.resolved_algo)
+        if "batch_size" in kwargs and "n_steps" in kwargs:
+            rollout = kwargs["n_steps"] * self.resolved_n_envs
+            kwargs["batch_size"] = min(kwargs["batch_size"], rollout)
+        return {**kwargs, **self.algo_kwargs}
 
 
 def make_env(config: TrainConfig) -> VecEnv:
@@ -202,23 +207,12 @@ def train(
     return model
 
 
-def spaces_of(env_id: str, env_kwargs: dict[str, Any]) -> tuple[gym.Space, gym.Space]:
-    """(observation space, action space) of ``gym.make(env_id, **env_kwargs)``."""
-    env = gym.make(env_id, **env_kwargs)
-    try:
-        return env.observation_space, env.action_space
-    finally:
-        env.close()
-
-
 __all__ = [
     "POLICIES",
-    "POLICY_DEFAULTS",
     "TrainConfig",
     "algorithm_class",
     "config_record",
     "make_env",
     "make_model",
-    "spaces_of",
     "train",
 ]

@@ -66,9 +66,10 @@ class HeldOutCurve(BaseCallback):
     """Evaluates on held-out episodes every ``every`` steps; keeps the training wall time
     (evaluation excluded) for the steps/s figure."""
 
-    def __init__(self, every: int, evaluate_now) -> None:
+    def __init__(self, every: int, evaluate_now, label: str) -> None:
         super().__init__()
         self.every = every
+        self.label = label
         self.evaluate_now = evaluate_now
         self.points: list[dict[str, Any]] = []
         self.train_seconds = 0.0
@@ -80,7 +81,13 @@ class HeldOutCurve(BaseCallback):
     def _on_step(self) -> bool:
         if self.num_timesteps >= self._next:
             self.train_seconds += time.perf_counter() - self._clock
-            self.points.append({"timesteps": self.num_timesteps, **self.evaluate_now()})
+            point = {"timesteps": self.num_timesteps, **self.evaluate_now()}
+            self.points.append(point)
+            print(
+                f"{self.label} @ {self.num_timesteps}: success {point['success_rate']:.3f}, "
+                f"path ratio {point['path_ratio']}",
+                flush=True,
+            )
             self._next += self.every
             self._clock = time.perf_counter()
         return True
@@ -132,7 +139,8 @@ def run_one(
         )
         return result.to_dict()
 
-    curve = HeldOutCurve(max(1, config.timesteps // args.curve_points), held_out)
+    every = max(1, config.timesteps // args.curve_points)
+    curve = HeldOutCurve(every, held_out, f"{policy} seed {seed}")
     model.learn(config.timesteps, callback=curve)
     final = curve.points[-1] if curve.points else held_out()
     row = {

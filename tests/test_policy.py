@@ -1,0 +1,255 @@
+"""TRMPolicy and MaskableTRMPolicy as Stable-Baselines3 citizens."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.envs.registration import registry
+from sb3_contrib import MaskablePPO
+from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.envs import IdentityEnvBox, IdentityEnvMultiDiscrete
+from stable_baselines3.common.logger import KVWriter, Logger
+
+import trm_rl
+from trm_rl import MaskableTRMPolicy, TRMPolicy
+from trm_rl.agents.callbacks import TRMDiagnosticsCallback, cycle_statistics
+from trm_rl.agents.network import parameter_count
+from trm_rl.agents.policy import resolve_mixer
+
+TINY = {"hidden_dim": 8, "h_cycles": 2, "l_cycles": 1}
+SMOKE = {"n_steps": 64, "seed": 0}
+PPO_SMOKE = {**SMOKE, "batch_size": 64, "n_epochs": 1}
+TRM_IDS = sorted(env_id for env_id in registry if env_id.startswith("TRM-"))
+
+
+def make(env_id: str) -> gym.Env:
+    builders = {
+        "MultiDiscreteActions": lambda: IdentityEnvMultiDiscrete(dim=3, ep_length=8),
+        "BoxActions": lambda: IdentityEnvBox(ep_length=8),
+    }
+    return builders[env_id]() if env_id in builders else gym.make(env_id)
+
+
+@pytest.mark.parametrize("algo", [PPO, A2C])
+@pytest.mark.parametrize("env_id", [*TRM_IDS, "CartPole-v1", "MultiDiscreteActions", "BoxActions"])
+def test_learns_on_every_space(algo, env_id):
+    kwargs = PPO_SMOKE if algo is PPO else SMOKE
+    model = algo(TRMPolicy, make(env_id), policy_kwargs=TINY, **kwargs)
+    model.learn(256)
+    obs, _ = model.env.envs[0].reset(seed=0)
+    action, _ = model.predict(obs, deterministic=True)
+    assert model.env.action_space.contains(
+        action.astype(model.env.action_space.dtype).reshape(model.env.action_space.shape)
+    )
+
+
+def test_registry_is_covered():
+    assert {"TRM-Maze-v0", "TRM-Sudoku-v0", "TRM-VanDerPol-v0"} <= set(TRM_IDS)
+
+
+def sudoku_model(**kwargs) -> MaskablePPO:
+    return MaskablePPO(
+        MaskableTRMPolicy, "TRM-Sudoku-v0", policy_kwargs=TINY, **PPO_SMOKE, **kwargs
+    )
+
+
+def test_maskable_ppo_on_sudoku_only_picks_allowed_actions():
+    model = sudoku_model()
+    model.learn(256)
+    env = gym.make("TRM-Sudoku-v0")
+    for seed in range(5):
+        obs, _ = env.reset(seed=seed)
+        masks = env.unwrapped.action_masks()
+        action, _ = model.predict(obs, action_masks=masks)
+        assert masks[int(action)]
+
+
+def test_maskable_ppo_refuses_the_unmasked_policy():
+    with pytest.raises(ValueError, match="MaskableActorCriticPolicy"):
+        MaskablePPO(TRMPolicy, "TRM-Sudoku-v0", policy_kwargs=TINY)
+
+
+def observations(env_id: str, n: int = 6) -> np.ndarray:
+    env = gym.make(env_id)
+    return np.stack([env.reset(seed=seed)[0] for seed in range(n)])
+
+
+@pytest.mark.parametrize("env_id", ["TRM-Maze-v0", "TRM-VanDerPol-v0"])
+def test_save_load_gives_identical_actions(tmp_path, env_id):
+    model = PPO(TRMPolicy, env_id, policy_kwargs={**TINY, "l_cycles": 2}, **PPO_SMOKE)
+    model.learn(128)
+    model.save(tmp_path / "model")
+    loaded = PPO.load(tmp_path / "model", device="cpu")
+    batch = observations(env_id)
+    np.testing.assert_array_equal(
+        model.predict(batch, deterministic=True)[0], loaded.predict(batch, deterministic=True)[0]
+    )
+    assert loaded.policy.trm_config == model.policy.trm_config
+
+
+def test_maskable_save_load_gives_identical_actions(tmp_path):
+    model = sudoku_model()
+    model.save(tmp_path / "model")
+    loaded = MaskablePPO.load(tmp_path / "model")
+    env = gym.make("TRM-Sudoku-v0")
+    obs, _ = env.reset(seed=3)
+    masks = env.unwrapped.action_masks()
+    assert (
+        model.predict(obs, deterministic=True, action_masks=masks)[0]
+        == loaded.predict(obs, deterministic=True, action_masks=masks)[0]
+    )
+
+
+def test_policy_alone_saves_and_loads(tmp_path):
+    model = PPO(TRMPolicy, "TRM-Maze-v0", policy_kwargs={**TINY, "focus_channel": 1})
+    model.policy.save(tmp_path / "policy.pt")
+    policy = TRMPolicy.load(tmp_path / "policy.pt")
+    batch = observations("TRM-Maze-v0")
+    np.testing.assert_array_equal(
+        model.policy.predict(batch, deterministic=True)[0],
+        policy.predict(batch, deterministic=True)[0],
+    )
+    assert policy.focus_channel == 1
+
+
+def test_predict_single_and_batched():
+    model = PPO(TRMPolicy, "TRM-Maze-v0", policy_kwargs=TINY)
+    batch = observations("TRM-Maze-v0")
+    single, _ = model.predict(batch[0], deterministic=True)
+    many, _ = model.predict(batch, deterministic=True)
+    assert np.shape(single) == () and many.shape == (len(batch),)
+    assert single == many[0]
+
+
+def test_weights_are_shared_across_cycles():
+    counts = {
+        parameter_count(
+            PPO(TRMPolicy, "TRM-Maze-v0", policy_kwargs={"h_cycles": h, "l_cycles": inner}).policy
+        )
+        for h, inner in [(1, 1), (3, 2), (6, 4)]
+    }
+    assert len(counts) == 1
+
+
+def test_policy_kwargs_reach_the_core():
+    kwargs = {
+        "h_cycles": 4,
+        "l_cycles": 1,
+        "hidden_dim": 16,
+        "n_layers": 2,
+        "mixer": "attention",
+        "grad_mode": "full",
+    }
+    model = PPO(TRMPolicy, "TRM-Maze-v0", policy_kwargs=kwargs)
+    config = model.policy.network.core.config
+    assert {name: getattr(config, name) for name in kwargs} == kwargs
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"h_cycles": 0}, ValueError, "h_cycles"),
+        ({"hidden_dim": -1}, ValueError, "hidden_dim"),
+        ({"mixer": "lstm"}, ValueError, "mixer"),
+        ({"grad_mode": "some"}, ValueError, "grad_mode"),
+        ({"focus_channel": 7}, ValueError, "focus_channel"),
+        ({"features_extractor_class": None}, TypeError, "features_extractor_class"),
+        ({"halting": True}, TypeError, "halting"),
+    ],
+)
+def test_bad_policy_kwargs_raise_naming_the_argument(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        PPO(TRMPolicy, "TRM-Maze-v0", policy_kwargs=kwargs)
+
+
+def test_conv_mixer_needs_a_grid():
+    with pytest.raises(ValueError, match="conv"):
+        PPO(TRMPolicy, "CartPole-v1", policy_kwargs={"mixer": "conv"})
+
+
+def test_auto_mixer_follows_the_observation_space():
+    assert resolve_mixer(gym.make("TRM-Maze-v0").observation_space, "auto", "single") == "conv"
+    assert resolve_mixer(gym.make("TRM-Sudoku-v0").observation_space, "auto", "single") == "mlp"
+    assert resolve_mixer(gym.make("CartPole-v1").observation_space, "auto", "single") == "none"
+    assert resolve_mixer(gym.make("CartPole-v1").observation_space, "auto", "per_feature") == (
+        "mlp"
+    )
+
+
+def test_initial_policy_is_near_uniform_and_keeps_the_core_init():
+    torch.manual_seed(0)
+    model = PPO(TRMPolicy, "TRM-Maze-v0", seed=0)
+    obs, _ = model.policy.obs_to_tensor(observations("TRM-Maze-v0"))
+    probs = model.policy.get_distribution(obs).distribution.probs
+    torch.testing.assert_close(probs, torch.full_like(probs, 0.25), atol=0.02, rtol=0)
+    init_states = model.policy.network.core.init_states
+    assert init_states.std() > 0.5  # trunc_normal(std=1), not SB3's orthogonal init
+
+
+def test_same_seed_same_training():
+    def trained() -> torch.Tensor:
+        model = PPO(TRMPolicy, "TRM-Maze-v0", policy_kwargs=TINY, **PPO_SMOKE)
+        model.learn(128)
+        return torch.cat([p.detach().flatten() for p in model.policy.parameters()])
+
+    torch.testing.assert_close(trained(), trained(), rtol=0, atol=0)
+
+
+def test_device_auto_resolves():
+    model = PPO(TRMPolicy, "TRM-Maze-v0", policy_kwargs=TINY, device="auto")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert model.policy.device.type == expected
+
+
+class Collect(KVWriter):
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def write(self, key_values, key_excluded, step=0) -> None:
+        self.rows.append(dict(key_values))
+
+
+def test_diagnostics_reach_the_logger():
+    model = PPO(TRMPolicy, "TRM-Maze-v0", policy_kwargs={**TINY, "h_cycles": 3}, **PPO_SMOKE)
+    writer = Collect()
+    model.set_logger(Logger(folder=None, output_formats=[writer]))
+    model.learn(128, callback=TRMDiagnosticsCallback(samples=32))
+    logged = writer.rows[-1]
+    for cycle in (1, 2, 3):
+        assert logged[f"trm/delta_zH_{cycle}"] > 0
+        assert 0 < logged[f"trm/entropy_{cycle}"] <= np.log(4) + 1e-6
+        assert 0 <= logged[f"trm/agree_{cycle}"] <= 1
+    assert logged["trm/agree_3"] == 1.0
+
+
+def test_cycle_statistics_see_later_cycles_change_less_on_a_fresh_core():
+    model = PPO(TRMPolicy, "TRM-Maze-v0", policy_kwargs={"h_cycles": 4}, seed=0)
+    obs, _ = model.policy.obs_to_tensor(observations("TRM-Maze-v0", 32))
+    stats = cycle_statistics(model.policy, obs)
+    assert len(stats["delta_zH"]) == len(stats["entropy"]) == 4
+    assert stats["delta_zH"][0] > stats["delta_zH"][-1]
+
+
+def test_diagnostics_refuse_other_policies():
+    model = PPO("MlpPolicy", "CartPole-v1", n_steps=32, batch_size=32)
+    with pytest.raises(TypeError, match="TRM policy"):
+        model.learn(32, callback=TRMDiagnosticsCallback())
+
+
+def test_public_exports():
+    assert trm_rl.TRMPolicy is TRMPolicy and trm_rl.MaskableTRMPolicy is MaskableTRMPolicy
+    assert callable(trm_rl.load_agent)
+    with pytest.raises(AttributeError):
+        trm_rl.NoSuchThing  # noqa: B018
+
+
+@pytest.mark.slow
+def test_learns_the_fixed_maze_to_full_success():
+    from trm_rl.agents.evaluation import evaluate
+    from trm_rl.agents.loading import SB3Agent
+    from trm_rl.agents.training import TrainConfig, train
+
+    model = train(TrainConfig("TRM-Maze-Fixed-v0", timesteps=20_000, seed=0, device="cpu"))
+    result = evaluate(SB3Agent(model), "TRM-Maze-Fixed-v0", episodes=10)
+    assert result.success_rate == 1.0
+    assert result.path_ratio == pytest.approx(1.0)

@@ -1,0 +1,192 @@
+"""``trm-rl train``/``evaluate``, ``load_agent``, the evaluation helper and the recipes."""
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.envs.registration import registry
+
+from trm_rl import load_agent
+from trm_rl.agents.evaluation import EVAL_SEED_OFFSET, evaluate, evaluation_seed
+from trm_rl.agents.hyperparams import DEFAULT_RECIPE, RECIPES, Recipe, recipe
+from trm_rl.agents.loading import SB3Agent
+from trm_rl.agents.training import TrainConfig, make_model
+from trm_rl.cli import main
+
+TINY_FLAGS = ["--hidden-dim", "8", "--h-cycles", "2", "--l-cycles", "1", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def maze_agent_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("agents") / "maze"
+    argv = ["train", "--env", "TRM-Maze-v0", "--timesteps", "512", "--seed", "1"]
+    assert main([*argv, "--n-envs", "2", "--out", str(out), *TINY_FLAGS]) == 0
+    return out
+
+
+def test_train_writes_model_config_and_tensorboard(maze_agent_dir):
+    assert (maze_agent_dir / "model.zip").is_file()
+    config = json.loads((maze_agent_dir / "config.json").read_text())
+    assert config["algo"] == "ppo" and config["policy"] == "trm"
+    assert config["env_id"] == "TRM-Maze-v0" and config["seed"] == 1
+    assert config["timesteps"] == 512 and config["env_kwargs"] == {}
+    assert config["trm"]["hidden_dim"] == 8 and config["trm"]["mixer"] == "conv"
+    assert config["trm_rl_version"]
+    events = list((maze_agent_dir / "tb").rglob("events.out.tfevents*"))
+    assert events
+
+
+def test_load_agent_round_trip(maze_agent_dir):
+    agent = load_agent(maze_agent_dir)
+    assert agent.config["env_id"] == "TRM-Maze-v0"
+    assert agent.observation_space.shape == (3, 5, 5)
+    assert agent.action_space == gym.spaces.Discrete(4)
+    env = gym.make("TRM-Maze-v0")
+    batch = np.stack([env.reset(seed=seed)[0] for seed in range(4)])
+    actions, state = agent.predict(batch, deterministic=True)
+    assert actions.shape == (4,) and state is None
+    again, _ = load_agent(maze_agent_dir).predict(batch, deterministic=True)
+    np.testing.assert_array_equal(actions, again)
+    single, _ = agent.predict(batch[0], deterministic=True, action_masks=np.ones(4, bool))
+    assert single == actions[0]
+
+
+def test_evaluate_cli_prints_success_return_and_path_ratio(maze_agent_dir, capsys):
+    assert main(["evaluate", str(maze_agent_dir), "--episodes", "4", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["episodes"] == 4 and 0 <= result["success_rate"] <= 1
+    assert {"mean_return", "path_ratio", "mean_length"} <= set(result)
+    assert main(["evaluate", str(maze_agent_dir), "--episodes", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "success rate" in text and "mean return" in text
+
+
+def test_train_maskable_ppo_on_sudoku_by_default(tmp_path):
+    out = tmp_path / "sudoku"
+    argv = ["train", "--env", "TRM-Sudoku-v0", "--timesteps", "256", "--out", str(out)]
+    assert main([*argv, "--n-envs", "2", *TINY_FLAGS]) == 0
+    agent = load_agent(out)
+    assert agent.config["algo"] == "maskable-ppo"
+    env = gym.make("TRM-Sudoku-v0")
+    obs, _ = env.reset(seed=0)
+    masks = env.unwrapped.action_masks()
+    action, _ = agent.predict(obs, deterministic=True, action_masks=masks)
+    assert masks[int(action)]
+
+
+def test_train_mlp_policy_has_no_trm_settings(tmp_path):
+    out = tmp_path / "mlp"
+    argv = ["train", "--env", "CartPole-v1", "--policy", "mlp", "--algo", "a2c"]
+    assert main([*argv, "--timesteps", "64", "--out", str(out), "--no-progress"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["trm"] is None and config["algo"] == "a2c"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--env", "TRM-Maze-v0", "--out", "x", "--algo", "dqn"],
+        ["train", "--env", "TRM-Maze-v0", "--out", "x", "--mixer", "lstm"],
+        ["train", "--env", "TRM-Maze-v0", "--out", "x", "--env-kwargs", "[1]"],
+        ["train", "--out", "x"],
+    ],
+)
+def test_train_cli_rejects_bad_flags(argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+
+
+def test_load_agent_explains_a_missing_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match="trm-rl train"):
+        load_agent(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"algo": "dqn"}))
+    with pytest.raises(ValueError, match="algo"):
+        load_agent(tmp_path)
+
+
+class FixedActions:
+    """An agent that always takes ``action``."""
+
+    def __init__(self, action: int) -> None:
+        self.action = action
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=False, action_masks=None):
+        return np.full(len(obs), self.action), None
+
+
+def test_evaluation_does_not_depend_on_batching():
+    results = [
+        evaluate(FixedActions(3), "TRM-Maze-v0", episodes=7, seed=2, batch=batch)
+        for batch in (1, 3, 16)
+    ]
+    assert results[0] == results[1] == results[2]
+    assert results[0].episodes == 7
+
+
+def test_evaluation_counts_success_and_path_ratio_on_an_empty_maze():
+    open_grid = {"size": 5, "layout": np.zeros((5, 5), dtype=int)}
+    agent = FixedActions(3)  # right along row 0, then bumps: never reaches (4, 4)
+    result = evaluate(agent, "TRM-Maze-v0", episodes=2, env_kwargs=open_grid)
+    assert result.success_rate == 0.0 and result.path_ratio is None
+    assert result.mean_length == 100
+
+
+def test_evaluation_skip_draws_other_layouts():
+    seen = []
+    env = gym.make("TRM-Maze-v0")
+    first = env.reset(seed=evaluation_seed(0, 0))[0]
+
+    def skip(obs):
+        seen.append(obs)
+        return np.array_equal(obs, first)
+
+    evaluate(FixedActions(0), "TRM-Maze-v0", episodes=3, skip=skip, batch=1)
+    assert len(seen) == 4  # the first layout was skipped, three were played
+    assert evaluation_seed(0, 0) >= EVAL_SEED_OFFSET
+
+
+def test_evaluation_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="episodes"):
+        evaluate(FixedActions(0), "TRM-Maze-v0", episodes=0)
+    with pytest.raises(ValueError, match="seed"):
+        evaluate(FixedActions(0), "TRM-Maze-v0", seed=-1)
+
+
+def test_sb3_agent_passes_masks_only_to_maskable_models():
+    model = make_model(
+        TrainConfig("TRM-Maze-v0", n_envs=1, policy_kwargs={"hidden_dim": 8}, device="cpu")
+    )
+    agent = SB3Agent(model)
+    obs = gym.make("TRM-Maze-v0").reset(seed=0)[0]
+    assert not agent.masked
+    agent.predict(obs, action_masks=np.ones(4, bool))
+
+
+def test_every_registered_trm_env_has_a_recipe():
+    trm_ids = {env_id for env_id in registry if env_id.startswith("TRM-")}
+    assert trm_ids <= set(RECIPES)
+    assert recipe("trm_rl:TRM-Maze-v0") is RECIPES["TRM-Maze-v0"]
+    assert recipe("CartPole-v1") is DEFAULT_RECIPE
+
+
+def test_recipe_and_train_config_validate():
+    with pytest.raises(ValueError, match="algo"):
+        Recipe(algo="sac")
+    with pytest.raises(ValueError, match="n_envs"):
+        Recipe(n_envs=0)
+    with pytest.raises(ValueError, match="policy"):
+        TrainConfig("TRM-Maze-v0", policy="cnn")
+    with pytest.raises(ValueError, match="timesteps"):
+        TrainConfig("TRM-Maze-v0", timesteps=0)
+    with pytest.raises(TypeError, match="env_kwargs"):
+        TrainConfig("TRM-Maze-v0", env_kwargs=[])
+
+
+def test_train_config_overrides_the_recipe():
+    config = TrainConfig("TRM-Maze-v0", policy_kwargs={"h_cycles": 5}, algo_kwargs={"n_epochs": 2})
+    assert config.resolved_policy_kwargs()["h_cycles"] == 5
+    assert config.resolved_policy_kwargs()["focus_channel"] == 1
+    assert config.resolved_algo_kwargs()["n_epochs"] == 2
+    assert config.resolved_algo == "ppo" and config.resolved_n_envs == 16
