@@ -54,8 +54,9 @@ class MazeSolver:
         for obs in observation:
             agent = np.unravel_index(int(np.argmax(obs[1])), obs[1].shape)
             goal = np.unravel_index(int(np.argmax(obs[2])), obs[2].shape)
-            path = shortest_path(obs[0].astype(np.int64), tuple(map(int, agent)),
-                                 tuple(map(int, goal)))  # fmt: skip
+            path = shortest_path(
+                obs[0].astype(np.int64), tuple(map(int, agent)), tuple(map(int, goal))
+            )
             actions.append(path[0] if path else 0)
         return np.asarray(actions), None
 
