@@ -19,22 +19,20 @@ from dataclasses import MISSING, fields
 from typing import Any
 
 import gymnasium as gym
-from gymnasium import spaces
 
+from trm_rl.agents.hyperparams import recipe
+from trm_rl.agents.policy import POLICY_DEFAULTS, TRM_FIELDS, resolve_mixer
 from trm_rl.agents.reinforce import resume, train
 from trm_rl.agents.reinforce_config import BASELINES, WEIGHTINGS, ReinforceConfig
 from trm_rl.config import TRMConfig
 
-TRM_DEFAULTS: dict[str, Any] = {
-    "hidden_dim": 32,
-    "n_layers": 1,
-    "h_cycles": 3,
-    "l_cycles": 2,
-    "expansion": 2.0,
-    "grad_mode": "full",
-}
-"""The core REINFORCE trains when a common flag is left unset (None). ``grad_mode="full"``:
-deep supervision needs every cycle's gradient."""
+TRM_DEFAULTS: dict[str, Any] = {**POLICY_DEFAULTS, "grad_mode": "full"}
+"""The core when neither a flag nor the env's recipe sets a field: ``TRMPolicy``'s defaults,
+but ``grad_mode="full"`` (deep supervision needs every cycle's gradient)."""
+TRM_FLAGS = ("h_cycles", "l_cycles", "hidden_dim", "n_layers", "mixer", "grad_mode")
+"""The core's common ``trm-rl train`` flags (``--h-cycles`` ...)."""
+DEFAULT_TIMESTEPS = 100_000
+"""Budget when neither ``--timesteps`` nor ``--episodes`` is given (as ``trm-rl train``)."""
 
 CHOICES = {"baseline": BASELINES, "weighting": WEIGHTINGS}
 
@@ -89,50 +87,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _mixer(env_id: str, env_kwargs: dict[str, Any]) -> str:
-    """Token mixing for the env's observations: "conv" on grids, "mlp" on several
-    categorical tokens, "none" on a single vector token."""
-    env = gym.make(env_id, **env_kwargs)
-    space = env.observation_space
-    env.close()
-    if isinstance(space, spaces.Box) and len(space.shape) in (2, 3):
-        return "conv"
-    if isinstance(space, spaces.MultiDiscrete) and space.nvec.size > 1:
-        return "mlp"
-    return "none"
-
-
 def run(args: argparse.Namespace) -> int:
-    """Train (or with ``--resume``, continue) and write the agent directory ``--out``."""
+    """Train (or with ``--resume``, continue) and write the agent directory ``--out``.
+
+    Unset flags take the env's recipe (:mod:`trm_rl.agents.hyperparams`: parallel envs, core
+    size, ``focus_channel``), then :data:`TRM_DEFAULTS`; the REINFORCE hyperparameters are
+    the flags of :func:`add_arguments` (``ReinforceConfig``'s defaults).
+    """
+    progress_bar = not getattr(args, "no_progress", False)
     if args.resume is not None:
-        resume(args.resume, timesteps=args.timesteps, episodes=args.episodes, progress_bar=True)
+        resume(
+            args.resume, timesteps=args.timesteps, episodes=args.episodes, progress_bar=progress_bar
+        )
         return 0
-    config = ReinforceConfig(
-        **{field.name: getattr(args, field.name) for field in fields(ReinforceConfig)}
-    )
+    config = ReinforceConfig(**{f.name: getattr(args, f.name) for f in fields(ReinforceConfig)})
     env_kwargs = args.env_kwargs or {}
     if isinstance(env_kwargs, str):
         env_kwargs = json.loads(env_kwargs)
-    trm_fields = {field.name for field in fields(TRMConfig)}
-    given = {
-        name: value
-        for name in trm_fields
-        if (value := getattr(args, name, None)) is not None and value != "auto"
-    }
-    trm = {**TRM_DEFAULTS, **given}
-    trm.setdefault("mixer", _mixer(args.env, env_kwargs))
+    env_recipe = recipe(args.env)
+    core = {**TRM_DEFAULTS, **env_recipe.trm}
+    core.update(
+        {name: getattr(args, name) for name in TRM_FLAGS if getattr(args, name) is not None}
+    )
+    probe = gym.make(args.env, **env_kwargs)
+    core["mixer"] = resolve_mixer(probe.observation_space, core["mixer"], "single")
+    probe.close()
+    focus_channel = (
+        args.focus_channel if args.focus_channel is not None else core.get("focus_channel")
+    )
+    timesteps = args.timesteps
+    if timesteps is None and config.episodes is None:
+        timesteps = DEFAULT_TIMESTEPS
     train(
         args.env,
         config,
         env_kwargs=env_kwargs,
         policy=args.policy,
-        trm=TRMConfig(**trm),
-        focus_channel=args.focus_channel,
-        n_envs=args.n_envs or 8,
-        timesteps=args.timesteps,
+        trm=TRMConfig(**{name: core[name] for name in TRM_FIELDS}),
+        focus_channel=focus_channel,
+        n_envs=args.n_envs or env_recipe.n_envs,
+        timesteps=timesteps,
         seed=args.seed,
         out_dir=args.out,
         tensorboard_dir=args.tensorboard,
-        progress_bar=True,
+        progress_bar=progress_bar,
     )
+    print(f"saved {args.out}/model.pt and {args.out}/config.json")
     return 0

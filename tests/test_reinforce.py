@@ -11,6 +11,7 @@ from gymnasium import spaces
 
 from trm_rl import TRMConfig
 from trm_rl.agents import reinforce_cli
+from trm_rl.agents.evaluation import evaluate
 from trm_rl.agents.network import parameter_count
 from trm_rl.agents.reinforce import (
     ReinforceAgent,
@@ -281,25 +282,19 @@ def test_cli_adds_one_flag_per_field_and_trains(tmp_path):
 
 @pytest.mark.slow
 def test_learns_3x3_mazes_within_ci_time():
-    config = ReinforceConfig(learning_rate=3e-3)
+    """Untrained, this policy (sampling) solves 41% of held-out 3x3 mazes, returning -22."""
+    small = TRMConfig(**{**GRID.to_dict(), "hidden_dim": 16})
     agent = train(
         "TRM-Maze-v0",
-        config,
+        ReinforceConfig(learning_rate=3e-3),
         env_kwargs={"size": 3},
-        trm=GRID,
+        trm=small,
         focus_channel=1,
         n_envs=16,
-        timesteps=15_000,
+        timesteps=12_000,
         seed=0,
     )
-    env = gym.make("TRM-Maze-v0", size=3)
-    successes = 0
-    for episode in range(50):
-        obs, info = env.reset(seed=10_000 + episode)
-        done = False
-        while not done:
-            action, _ = agent.predict(obs, deterministic=True)
-            obs, _, terminated, truncated, info = env.step(action)
-            done = terminated or truncated
-        successes += info["is_success"]
-    assert successes / 50 >= 0.9
+    result = evaluate(
+        agent, "TRM-Maze-v0", episodes=100, env_kwargs={"size": 3}, deterministic=False
+    )
+    assert result.success_rate >= 0.85 and result.mean_return > 5
