@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -206,6 +207,21 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def code_version() -> str:
+    """``git describe --always --dirty`` of the checkout (the core changes between runs)."""
+    try:
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return described.stdout.strip()
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=tuple(TASKS), default="fixed", help="maze task")
@@ -255,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         "agents": {name: AGENTS[name] for name in args.agents},
         "seeds": list(range(args.seed, args.seed + args.n_seeds)),
         "eval": {"episodes": args.eval_episodes, "seed": args.eval_seed},
+        "code": code_version(),
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
         "command": "python -m trm_rl.benchmarks.reinforce_learning "
