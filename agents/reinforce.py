@@ -351,7 +351,8 @@ def _learn(
         optimizer.zero_grad()
         (loss + baseline_loss).backward()
         grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
-        nn.utils.clip_grad_norm_(baseline.parameters(), config.max_grad_norm)
+        if config.baseline == "value":
+            nn.utils.clip_grad_norm_(baseline.parameters(), config.max_grad_norm)
         optimizer.step()
         warmup.step()
 

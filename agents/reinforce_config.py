@@ -70,7 +70,8 @@ class ReinforceConfig:
     weight_base: float = 5.0
     """Base of the exponential weights (the refinement guide's profiles: 3, 5, 10)."""
     improvement_scale: float = 0.0
-    """Scale of the improvement bonus (see :func:`trm_rl.agents.reinforce.improvement_bonus`)."""
+    """Scale of the improvement bonus (:func:`trm_rl.agents.reinforce.improvement_bonus`);
+    > 0 needs deep supervision."""
     curriculum_start: int = 1
     """Supervised cycles at the start of the curriculum (``curriculum_updates > 0`` only)."""
     curriculum_updates: int = 0
@@ -99,6 +100,11 @@ class ReinforceConfig:
         for name in ("normalize_advantages", "deep_supervision"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if self.improvement_scale > 0 and not self.deep_supervision:
+            raise ValueError(
+                "improvement_scale > 0 trains every cycle, i.e. needs deep_supervision=True; "
+                f"got improvement_scale={self.improvement_scale} with deep_supervision=False"
+            )
         if not isinstance(self.device, str):
             raise TypeError(f'device must be a str such as "auto" or "cpu", got {self.device!r}')
 
