@@ -45,7 +45,8 @@ class TRMConfig:
     n_heads: int = 4
     """Attention heads (mixer "attention" only); must divide ``hidden_dim``."""
     expansion: float = 4.0
-    """SwiGLU expansion: inner width is ``round(expansion * width * 2 / 3)``."""
+    """SwiGLU expansion: inner width is ``round(expansion * width * 2 / 3)``, rounded up to a
+    multiple of 8 (fast CPU matrix products)."""
     grad_mode: str = "full"
     """"full": backpropagate through every cycle; "last": run the first ``h_cycles - 1``
     cycles under ``torch.no_grad()`` (TRM's one-step gradient)."""
