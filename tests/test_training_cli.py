@@ -190,3 +190,13 @@ def test_train_config_overrides_the_recipe():
     assert config.resolved_policy_kwargs()["focus_channel"] == 1
     assert config.resolved_algo_kwargs()["n_epochs"] == 2
     assert config.resolved_algo == "ppo" and config.resolved_n_envs == 16
+
+
+def test_reinforce_agents_train_and_load_through_the_same_cli(tmp_path, capsys):
+    out = tmp_path / "reinforce"
+    argv = ["train", "--env", "TRM-Maze-v0", "--algo", "reinforce", "--episodes", "4"]
+    assert main([*argv, "--n-envs", "2", "--hidden-dim", "8", "--out", str(out)]) == 0
+    agent = load_agent(out)
+    assert agent.config["algo"] == "reinforce"
+    assert main(["evaluate", str(out), "--episodes", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["episodes"] == 2
