@@ -13,6 +13,7 @@ SUBCOMMAND_MODULES = (
     "trm_rl.agents.train_cli",
     "trm_rl.agents.evaluate_cli",
     "trm_rl.benchmarks.bench",
+    "trm_rl.agents.control_cli",
 )
 """Modules whose ``add_parser(subparsers)`` adds a subcommand with ``set_defaults(func=...)``."""
 

@@ -1,0 +1,197 @@
+"""A recursive controller: plans a whole Van der Pol control sequence and refines it.
+
+From the TinyRecursiveControl write-ups, on the shared :class:`~trm_rl.RecursiveCore`::
+
+    a_{-1} = 0, u_{-1} = 0
+    for k = 0 .. K:                                  # K = iterations
+        e_k   = rollout(s_0, u_{k-1}) - s*           # simulated trajectory error [B, T+1, 2]
+        x_k   = embed(s_0, s*, u_{k-1}, e_k)         # one token, or tokens over time chunks
+        z_k   = reason(x_k, carry)                   # one core call ("two_level") or l_cycles
+                                                     # of z = f(z + x) ("single_latent")
+        a_k   = a_{k-1} + decoder(z_k)               # residual refinement (pre-activation)
+        u_k   = 2 tanh(a_k)                          # bounded to [-2, 2]
+
+``u_0`` is the initial guess, ``u_1 .. u_K`` its refinements. "two_level" runs the core's
+own z_H/z_L recursion (``l_cycles`` updates of z_L, then one of z_H) per iteration;
+"single_latent" applies the core's shared block stack ``f`` to one latent. In both, the
+latent is carried between iterations detached, like TRM's carry between supervision steps;
+gradients reach earlier iterations through the controls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from trm_rl.config import TRMConfig
+from trm_rl.core import RecursiveCore
+from trm_rl.envs.dynamics import HORIZON, U_MAX, rollout
+
+MODES = ("two_level", "single_latent")
+TOKEN_MIXERS = ("mlp", "attention")
+ERROR_SCALE = 2.0
+"""Trajectory errors are divided by this before embedding (states lie within a few units)."""
+
+
+def _require_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= {low}, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+
+
+@dataclass(frozen=True)
+class ControlModelConfig:
+    """Shape of a :class:`RecursiveControlModel`."""
+
+    mode: str = "two_level"
+    """"two_level": the core's z_H/z_L recursion; "single_latent": one latent updated by the
+    core's shared block stack."""
+    iterations: int = 4
+    """Refinement iterations K after the initial guess (outputs: K + 1 control sequences)."""
+    l_cycles: int = 3
+    """Latent updates per iteration (z_L updates in "two_level", z updates otherwise)."""
+    hidden_dim: int = 128
+    """Width of the tokens and latents."""
+    n_layers: int = 2
+    """Residual blocks in the core's shared stack."""
+    expansion: float = 4.0
+    """SwiGLU expansion of the core's blocks."""
+    tokens: int = 1
+    """Tokens per iteration: 1 (the whole sequence in one token, no token mixing), or a
+    divisor of the horizon (tokens over equal time chunks, mixed by ``mixer``)."""
+    mixer: str = "mlp"
+    """Token mixing when ``tokens > 1``: "mlp" or "attention"."""
+    truncate_gradients: bool = False
+    """Run iterations 0 .. K-1 under ``torch.no_grad()``: only the last one is trained."""
+    value_head: bool = False
+    """Add a head predicting ``log(1 + J(u_k))`` from each iteration's latent."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.mixer not in TOKEN_MIXERS:
+            raise ValueError(f"mixer must be one of {TOKEN_MIXERS}, got {self.mixer!r}")
+        _require_int("iterations", self.iterations, 0)
+        _require_int("l_cycles", self.l_cycles, 1)
+        _require_int("tokens", self.tokens, 1)
+        if HORIZON % self.tokens:
+            raise ValueError(f"tokens must divide the horizon {HORIZON}, got {self.tokens}")
+        for name in ("truncate_gradients", "value_head"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        self.core_config()
+
+    def core_config(self) -> TRMConfig:
+        """The core: one H cycle per refinement iteration (validates the shared fields)."""
+        return TRMConfig(
+            hidden_dim=self.hidden_dim,
+            n_layers=self.n_layers,
+            h_cycles=1,
+            l_cycles=self.l_cycles,
+            mixer="none" if self.tokens == 1 else self.mixer,
+            expansion=self.expansion,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the fields (JSON-serialisable)."""
+        return asdict(self)
+
+
+@dataclass
+class ControlOutput:
+    """Every iteration of one forward call.
+
+    Attributes:
+        controls: ``[K + 1, B, T]`` controls ``u_0 .. u_K`` in ``[-2, 2]``.
+        trajectories: ``[K + 1, B, T + 1, 2]`` their simulated states.
+        values: ``[K + 1, B]`` predicted ``log(1 + J(u_k))``, or ``None`` without a value head.
+    """
+
+    controls: Tensor
+    trajectories: Tensor
+    values: Tensor | None
+
+
+class RecursiveControlModel(nn.Module):
+    """Maps initial states and targets to refined control sequences (see module docstring).
+
+    Args:
+        config: the model's shape.
+
+    Shapes: ``states [B, 2]``, ``targets [B, 2]`` -> :class:`ControlOutput`.
+    """
+
+    def __init__(self, config: ControlModelConfig) -> None:
+        super().__init__()
+        if not isinstance(config, ControlModelConfig):
+            raise TypeError(f"config must be a ControlModelConfig, got {type(config).__name__}")
+        self.config = config
+        tokens = config.tokens
+        self.chunk = HORIZON // tokens
+        self.core = RecursiveCore(config.core_config(), n_tokens=tokens)
+        features = 4 + 3 * self.chunk
+        self.embed = nn.Linear(features, config.hidden_dim, bias=False)
+        self.positions = nn.Parameter(torch.zeros(tokens, config.hidden_dim))
+        self.decoder = nn.Linear(config.hidden_dim, self.chunk)
+        nn.init.zeros_(self.decoder.weight)
+        nn.init.zeros_(self.decoder.bias)
+        self.value = nn.Linear(config.hidden_dim, 1) if config.value_head else None
+
+    def _tokens(self, states: Tensor, targets: Tensor, controls: Tensor, error: Tensor) -> Tensor:
+        """Features of the current plan -> tokens ``[B, tokens, D]``."""
+        batch, tokens = states.shape[0], self.config.tokens
+        problem = torch.cat((states, targets), 1).unsqueeze(1).expand(batch, tokens, 4)
+        plan = (controls / U_MAX).view(batch, tokens, self.chunk)
+        error = (error[:, 1:] / ERROR_SCALE).reshape(batch, tokens, 2 * self.chunk)
+        return self.embed(torch.cat((problem, plan, error), 2)) + self.positions
+
+    def _reason(self, x: Tensor, latent: Any) -> tuple[Tensor, Any]:
+        """One iteration of latent reasoning: ``x [B, T, D]`` -> (answer ``[B, T, D]``, carry)."""
+        if self.config.mode == "two_level":
+            output = self.core(x, latent)
+            return output.states[-1], output.carry
+        z = self.core.init_states[0].expand_as(x) if latent is None else latent
+        for _ in range(self.config.l_cycles):
+            z = self.core.f(z + x)
+        return z, z.detach()
+
+    def forward(self, states: Tensor, targets: Tensor | None = None) -> ControlOutput:
+        """Plan for ``states [B, 2]`` towards ``targets [B, 2]`` (``None``: the origin)."""
+        if not isinstance(states, Tensor) or states.dim() != 2 or states.shape[1] != 2:
+            raise ValueError(f"states must be a tensor of shape [B, 2], got {states!r:.80}")
+        targets = torch.zeros_like(states) if targets is None else targets
+        if targets.shape != states.shape:
+            raise ValueError(
+                f"targets must have the shape of states {tuple(states.shape)}, "
+                f"got {tuple(targets.shape)}"
+            )
+        batch = states.shape[0]
+        logits = states.new_zeros(batch, HORIZON)
+        controls = logits
+        with torch.no_grad():
+            error = rollout(states, controls) - targets.unsqueeze(1)
+        latent = None
+        all_controls, trajectories, values = [], [], []
+        last = self.config.iterations
+        for iteration in range(last + 1):
+            tracked = not self.config.truncate_gradients or iteration == last
+            with torch.set_grad_enabled(tracked and torch.is_grad_enabled()):
+                x = self._tokens(states, targets, controls, error)
+                z, latent = self._reason(x, latent)
+                logits = logits + self.decoder(z).reshape(batch, HORIZON)
+                controls = U_MAX * torch.tanh(logits)
+                if self.value is not None:
+                    values.append(self.value(z.mean(1)).squeeze(1))
+            trajectory = rollout(states, controls)
+            error = trajectory.detach() - targets.unsqueeze(1)
+            all_controls.append(controls)
+            trajectories.append(trajectory)
+        return ControlOutput(
+            controls=torch.stack(all_controls),
+            trajectories=torch.stack(trajectories),
+            values=torch.stack(values) if values else None,
+        )
