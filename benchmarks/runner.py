@@ -109,7 +109,7 @@ def run_sb3(job: Job, out_dir: Path | None) -> dict[str, Any]:
         return held_out(min(CURVE_EPISODES, job.eval_episodes)).to_dict()
 
     every = max(1, job.timesteps // job.curve_points) if job.curve_points else job.timesteps + 1
-    curve = HeldOutCurve(every, curve_point)
+    curve = HeldOutCurve(every, curve_point, job.name)
     model.learn(job.timesteps, callback=curve)
     final = held_out(job.eval_episodes)
     if out_dir is not None:
