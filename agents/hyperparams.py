@@ -54,7 +54,7 @@ class Recipe:
 
 _GRID_PPO = {
     "n_steps": 128,
-    "batch_size": 512,
+    "batch_size": 128,
     "n_epochs": 4,
     "learning_rate": 1e-3,
     "gamma": 0.99,
@@ -65,18 +65,14 @@ _GRID_PPO = {
 DEFAULT_RECIPE = Recipe()
 """SB3's defaults with 8 envs; the policy's own TRM defaults."""
 
+_MAZE_TRM = {"mixer": "conv", "grad_mode": "full", "focus_channel": 1}
+
 RECIPES: dict[str, Recipe] = {
-    "TRM-Maze-v0": Recipe(
-        n_envs=16, ppo=_GRID_PPO, trm={"h_cycles": 3, "l_cycles": 2, "focus_channel": 1}
-    ),
-    "TRM-Maze-Fixed-v0": Recipe(
-        n_envs=16, ppo=_GRID_PPO, trm={"h_cycles": 3, "l_cycles": 2, "focus_channel": 1}
-    ),
-    "TRM-Maze-7x7-v0": Recipe(
-        n_envs=16, ppo=_GRID_PPO, trm={"h_cycles": 3, "l_cycles": 3, "focus_channel": 1}
-    ),
+    "TRM-Maze-v0": Recipe(n_envs=16, ppo=_GRID_PPO, trm={**_MAZE_TRM, "l_cycles": 2}),
+    "TRM-Maze-Fixed-v0": Recipe(n_envs=16, ppo=_GRID_PPO, trm={**_MAZE_TRM, "l_cycles": 2}),
+    "TRM-Maze-7x7-v0": Recipe(n_envs=16, ppo=_GRID_PPO, trm={**_MAZE_TRM, "l_cycles": 3}),
     "TRM-Maze-9x9-v0": Recipe(
-        n_envs=16, ppo=_GRID_PPO, trm={"h_cycles": 4, "l_cycles": 3, "focus_channel": 1}
+        n_envs=16, ppo=_GRID_PPO, trm={**_MAZE_TRM, "h_cycles": 4, "l_cycles": 3}
     ),
     "TRM-Sudoku-v0": Recipe(
         algo="maskable-ppo", n_envs=16, ppo=_GRID_PPO, trm={"h_cycles": 3, "l_cycles": 2}
