@@ -33,12 +33,12 @@ def cycle_statistics(policy, obs: Tensor) -> dict[str, list[float]]:
     """
     with torch.no_grad():
         preprocessed = preprocess_obs(obs, policy.observation_space, policy.normalize_images)
-        network = policy.network
-        x, out = network.recurse(preprocessed)
-        init = network.core.init_states[0].expand_as(out.states[0])
+        extractor = policy.features_extractor
+        x, out = extractor.network.recurse(preprocessed)
+        init = extractor.network.core.init_states[0].expand_as(out.states[0])
         previous = torch.cat([init.unsqueeze(0), out.states[:-1]])
         change = (out.states - previous).norm(dim=-1) / out.states.norm(dim=-1).clamp_min(1e-8)
-        features = network.read(out.states, x, preprocessed)
+        features = extractor.features(out.states, x, preprocessed)
         stats: dict[str, list[float]] = {"delta_zH": change.mean(dim=(1, 2)).tolist()}
         entropies, greedy = [], []
         for cycle_features in features:

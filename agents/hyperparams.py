@@ -75,7 +75,10 @@ RECIPES: dict[str, Recipe] = {
         n_envs=16, ppo=_GRID_PPO, trm={**_MAZE_TRM, "h_cycles": 4, "l_cycles": 3}
     ),
     "TRM-Sudoku-v0": Recipe(
-        algo="maskable-ppo", n_envs=16, ppo=_GRID_PPO, trm={"h_cycles": 3, "l_cycles": 2}
+        algo="maskable-ppo",
+        n_envs=16,
+        ppo=_GRID_PPO,
+        trm={"mixer": "mlp", "h_cycles": 3, "l_cycles": 2, "token_actions": True},
     ),
     "TRM-VanDerPol-v0": Recipe(n_envs=8, trm={"h_cycles": 2, "l_cycles": 2}),
 }

@@ -9,6 +9,7 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.envs import IdentityEnvBox, IdentityEnvMultiDiscrete
 from stable_baselines3.common.logger import KVWriter, Logger
+from stable_baselines3.common.preprocessing import preprocess_obs
 
 import trm_rl
 from trm_rl import MaskableTRMPolicy, TRMPolicy
@@ -47,10 +48,8 @@ def test_registry_is_covered():
     assert {"TRM-Maze-v0", "TRM-Sudoku-v0", "TRM-VanDerPol-v0"} <= set(TRM_IDS)
 
 
-def sudoku_model(**kwargs) -> MaskablePPO:
-    return MaskablePPO(
-        MaskableTRMPolicy, "TRM-Sudoku-v0", policy_kwargs=TINY, **PPO_SMOKE, **kwargs
-    )
+def sudoku_model(policy_kwargs: dict = TINY) -> MaskablePPO:
+    return MaskablePPO(MaskableTRMPolicy, "TRM-Sudoku-v0", policy_kwargs=policy_kwargs, **PPO_SMOKE)
 
 
 def test_maskable_ppo_on_sudoku_only_picks_allowed_actions():
@@ -62,6 +61,17 @@ def test_maskable_ppo_on_sudoku_only_picks_allowed_actions():
         masks = env.unwrapped.action_masks()
         action, _ = model.predict(obs, action_masks=masks)
         assert masks[int(action)]
+
+
+def test_token_actions_read_each_cell_with_one_shared_head():
+    model = sudoku_model(policy_kwargs={**TINY, "token_actions": True})
+    head = model.policy.action_net
+    assert parameter_count(head) == TINY["hidden_dim"] * 4 + 4
+    obs, _ = model.policy.obs_to_tensor(observations("TRM-Sudoku-v0", 2))
+    _, out = model.policy.network.recurse(preprocess_obs(obs, model.policy.observation_space))
+    cell_logits = head.linear(out.states[-1])  # [B, 16 cells, 4 digits]
+    log_probs = model.policy.get_distribution(obs).distribution.logits  # action 4 * cell + d
+    torch.testing.assert_close(log_probs, torch.log_softmax(cell_logits.flatten(1), -1))
 
 
 def test_maskable_ppo_refuses_the_unmasked_policy():
@@ -155,6 +165,7 @@ def test_policy_kwargs_reach_the_core():
         ({"focus_channel": 7}, ValueError, "focus_channel"),
         ({"features_extractor_class": None}, TypeError, "features_extractor_class"),
         ({"halting": True}, TypeError, "halting"),
+        ({"token_actions": True}, ValueError, "token_actions"),
     ],
 )
 def test_bad_policy_kwargs_raise_naming_the_argument(kwargs, error, match):
