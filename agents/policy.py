@@ -141,7 +141,7 @@ class TokenActionHead(nn.Module):
         return self.linear(tokens).flatten(-2)
 
 
-class _TRMPolicyMixin:
+class TRMPolicyMixin:
     """Builds the TRM features extractor and passes everything else to the SB3 policy.
 
     Keyword Args:
@@ -269,11 +269,11 @@ class _TRMPolicyMixin:
         return self.features_extractor.network
 
 
-class TRMPolicy(_TRMPolicyMixin, ActorCriticPolicy):
+class TRMPolicy(TRMPolicyMixin, ActorCriticPolicy):
     """SB3 ``ActorCriticPolicy`` (PPO, A2C) on the recursive core; the keyword arguments
-    are those of :class:`_TRMPolicyMixin` (the TRM settings) plus SB3's."""
+    are those of :class:`TRMPolicyMixin` (the TRM settings) plus SB3's."""
 
 
-class MaskableTRMPolicy(_TRMPolicyMixin, MaskableActorCriticPolicy):
+class MaskableTRMPolicy(TRMPolicyMixin, MaskableActorCriticPolicy):
     """sb3-contrib ``MaskableActorCriticPolicy`` (``MaskablePPO``) on the recursive core; the
-    keyword arguments are those of :class:`_TRMPolicyMixin` plus SB3's."""
+    keyword arguments are those of :class:`TRMPolicyMixin` plus SB3's."""
