@@ -64,7 +64,7 @@ TASKS: dict[str, dict[str, Any]] = {
         "n_envs": 16,
         "episodes": None,
         "timesteps": 300_000,
-        "config": ReinforceConfig(learning_rate=1e-3),
+        "config": ReinforceConfig(learning_rate=2e-3),
     },
 }
 """Env, parallel envs (= episodes per update), default budget and hyperparameters per task."""
