@@ -37,10 +37,18 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from trm_rl import __version__
+from trm_rl.agents.policy import POLICY_DEFAULTS, TRM_FIELDS, resolve_mixer
 from trm_rl.agents.reinforce_agent import ReinforceAgent, build_policy, mask_logits
 from trm_rl.agents.reinforce_config import ReinforceConfig
 from trm_rl.agents.reinforce_rollout import collect_episodes, make_envs
 from trm_rl.config import TRMConfig
+
+TRM_DEFAULTS: dict[str, Any] = {
+    **{name: POLICY_DEFAULTS[name] for name in TRM_FIELDS},
+    "grad_mode": "full",
+}
+"""The core by default: ``TRMPolicy``'s defaults (``mixer="auto"``: conv on grids, none on
+vectors), but ``grad_mode="full"``, since deep supervision needs every cycle's gradient."""
 
 Callback = Callable[[dict[str, Any]], bool | None]
 """Called after every update with its statistics; returning False stops training."""
@@ -157,7 +165,8 @@ def train(
         config: the algorithm's hyperparameters (``ReinforceConfig()`` if None).
         env_kwargs: passed to ``gym.make``.
         policy: "trm" (recursive core) or "mlp" (a baseline with the TRM's parameter count).
-        trm: the core's config (``TRMConfig()`` if None); for "mlp", the size to match.
+        trm: the core's config (None: :data:`TRM_DEFAULTS`, the mixer chosen for the
+            observations); for "mlp", the size to match.
         focus_channel: grid channel the TRM readout pools at (1: the agent in a maze);
             None learns the pool.
         n_envs: parallel envs, i.e. episodes per update.
@@ -179,13 +188,20 @@ def train(
             curriculum) with ``trm.grad_mode="last"``, whose early cycles carry no gradient.
     """
     config = config or ReinforceConfig()
-    trm = trm or TRMConfig()
     if timesteps is None and config.episodes is None:
         raise ValueError("set a budget: timesteps (env steps) or config.episodes")
-    if timesteps is not None and (isinstance(timesteps, bool) or not isinstance(timesteps, int)):
-        raise TypeError(f"timesteps must be an int >= 1 or None, got {timesteps!r}")
+    if timesteps is not None and (
+        isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 1
+    ):
+        raise ValueError(f"timesteps must be an int >= 1 or None, got {timesteps!r}")
     if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
         raise ValueError(f"n_envs must be an int >= 1, got {n_envs!r}")
+    probe = gym.make(env_id, **(env_kwargs or {}))
+    spaces = (probe.observation_space, probe.action_space)
+    probe.close()
+    if trm is None:
+        mixer = resolve_mixer(spaces[0], TRM_DEFAULTS["mixer"], "single")
+        trm = TRMConfig(**{**TRM_DEFAULTS, "mixer": mixer})
     per_cycle = config.deep_supervision or config.curriculum_updates > 0
     if policy == "trm" and trm.grad_mode == "last" and per_cycle:
         raise ValueError(
@@ -195,12 +211,7 @@ def train(
         )
     mlp_hidden = None
     if policy == "mlp":
-        probe = gym.make(env_id, **(env_kwargs or {}))
-        net = build_policy(
-            probe.observation_space, probe.action_space, "mlp", trm, None, focus_channel
-        )
-        mlp_hidden = net.features_dim
-        probe.close()
+        mlp_hidden = build_policy(*spaces, "mlp", trm, None, focus_channel).features_dim
     if out_dir is not None and tensorboard_dir is None:
         tensorboard_dir = Path(out_dir) / "tb"
     run_config = {

@@ -16,19 +16,15 @@ import json
 import textwrap
 import typing
 from dataclasses import MISSING, fields
-from typing import Any
 
 import gymnasium as gym
 
 from trm_rl.agents.hyperparams import recipe
-from trm_rl.agents.policy import POLICY_DEFAULTS, TRM_FIELDS, resolve_mixer
-from trm_rl.agents.reinforce import resume, train
+from trm_rl.agents.policy import TRM_FIELDS, resolve_mixer
+from trm_rl.agents.reinforce import TRM_DEFAULTS, resume, train
 from trm_rl.agents.reinforce_config import BASELINES, WEIGHTINGS, ReinforceConfig
 from trm_rl.config import TRMConfig
 
-TRM_DEFAULTS: dict[str, Any] = {**POLICY_DEFAULTS, "grad_mode": "full"}
-"""The core when neither a flag nor the env's recipe sets a field: ``TRMPolicy``'s defaults,
-but ``grad_mode="full"`` (deep supervision needs every cycle's gradient)."""
 TRM_FLAGS = ("h_cycles", "l_cycles", "hidden_dim", "n_layers", "mixer", "grad_mode")
 """The core's common ``trm-rl train`` flags (``--h-cycles`` ...)."""
 DEFAULT_TIMESTEPS = 100_000
@@ -91,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
     """Train (or with ``--resume``, continue) and write the agent directory ``--out``.
 
     Unset flags take the env's recipe (:mod:`trm_rl.agents.hyperparams`: parallel envs, core
-    size, ``focus_channel``), then :data:`TRM_DEFAULTS`; the REINFORCE hyperparameters are
-    the flags of :func:`add_arguments` (``ReinforceConfig``'s defaults).
+    size, ``focus_channel``), then ``trm_rl.agents.reinforce.TRM_DEFAULTS``; the REINFORCE
+    hyperparameters are the flags of :func:`add_arguments` (``ReinforceConfig``'s defaults).
     """
     progress_bar = not getattr(args, "no_progress", False)
     if args.resume is not None:

@@ -309,3 +309,10 @@ def test_learns_3x3_mazes_within_ci_time():
         agent, "TRM-Maze-v0", episodes=100, env_kwargs={"size": 3}, deterministic=False
     )
     assert result.success_rate >= 0.85 and result.mean_return > 0
+
+
+def test_default_core_suits_the_observations():
+    agent = train("CartPole-v1", ReinforceConfig(episodes=2), n_envs=2)
+    assert agent.config["trm"]["mixer"] == "none" and agent.config["trm"]["grad_mode"] == "full"
+    with pytest.raises(ValueError, match="timesteps"):
+        train("CartPole-v1", timesteps=0)
