@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,13 +25,12 @@ import numpy as np
 import torch
 
 from trm_rl.agents.evaluation import EvaluationResult, evaluate
-from trm_rl.agents.loading import SB3Agent
+from trm_rl.agents.loading import SB3Agent, load_agent
 from trm_rl.agents.network import parameter_count
 from trm_rl.agents.training import TrainConfig, make_env, make_model
 from trm_rl.benchmarks.jobs import LEARNERS, Job, read_jobs
 from trm_rl.benchmarks.policy_learning import HeldOutCurve, TrainingStarts, fingerprint
 from trm_rl.benchmarks.references import reference_agent
-from trm_rl.config import TRMConfig
 
 EVAL_SEED = 0
 """Every job is evaluated on the same held-out episodes (evaluation seed 0)."""
@@ -126,36 +126,44 @@ def run_sb3(job: Job, out_dir: Path | None) -> dict[str, Any]:
 
 
 def run_reinforce(job: Job, out_dir: Path | None) -> dict[str, Any]:
-    """Train a REINFORCE learner with deep supervision; the learning curve comes from
-    resuming the same run budget by budget (identical to one uninterrupted run)."""
-    from trm_rl.agents.reinforce import ReinforceConfig, resume, train
+    """Train a REINFORCE learner with deep supervision exactly as ``trm-rl train --algo
+    reinforce`` does (the env's recipe, the default ``ReinforceConfig``); the learning curve
+    comes from resuming the run budget by budget (identical to one uninterrupted run)."""
+    from trm_rl.agents.reinforce import resume
+    from trm_rl.agents.reinforce_cli import run as train_from_args
+    from trm_rl.cli import build_parser
 
-    h_cycles = LEARNERS[job.agent] or 3
-    trm = TRMConfig(
-        hidden_dim=32, n_layers=1, h_cycles=h_cycles, l_cycles=2, expansion=2.0, mixer="mlp"
-    )
-    policy = "mlp" if LEARNERS[job.agent] is None else "trm"
-    run_dir = (out_dir or Path("/tmp")) / "reinforce" / job.name
+    run_dir = (out_dir or Path(tempfile.mkdtemp())) / "reinforce" / job.name
+    h_cycles = LEARNERS[job.agent]
     points = max(1, job.curve_points)
     budgets = [round(job.timesteps * (i + 1) / points) for i in range(points)]
+    argv = [
+        "train",
+        "--env",
+        job.env_id,
+        "--algo",
+        "reinforce",
+        "--seed",
+        str(job.seed),
+        "--timesteps",
+        str(budgets[0]),
+        "--out",
+        str(run_dir),
+        "--no-progress",
+        "--policy",
+        "mlp" if h_cycles is None else "trm",
+    ]
+    if h_cycles is not None:
+        argv += ["--h-cycles", str(h_cycles)]
     curve, train_seconds = [], 0.0
-    agent = None
-    for budget in budgets:
+    for index, budget in enumerate(budgets):
         start = time.perf_counter()
-        if agent is None:
-            agent = train(
-                job.env_id,
-                ReinforceConfig(),
-                policy=policy,
-                trm=trm,
-                focus_channel=1 if "Maze" in job.env_id else None,
-                timesteps=budget,
-                seed=job.seed,
-                out_dir=run_dir,
-            )
+        if index == 0:
+            train_from_args(build_parser().parse_args(argv))
         else:
-            agent = resume(run_dir, timesteps=budget)
+            resume(run_dir, timesteps=budget)
         train_seconds += time.perf_counter() - start
+        agent = load_agent(run_dir)
         result = evaluate(agent, job.env_id, min(CURVE_EPISODES, job.eval_episodes), EVAL_SEED)
         curve.append([budget, result.success_rate])
     final = evaluate(agent, job.env_id, job.eval_episodes, EVAL_SEED)
