@@ -3,13 +3,13 @@
 From the TinyRecursiveControl write-ups, on the shared :class:`~trm_rl.RecursiveCore`::
 
     a_{-1} = 0, u_{-1} = 0
-    for k = 0 .. K:                                  # K = iterations
-        e_k   = rollout(s_0, u_{k-1}) - s*           # simulated trajectory error [B, T+1, 2]
-        x_k   = embed(s_0, s*, u_{k-1}, e_k)         # one token, or tokens over time chunks
-        z_k   = reason(x_k, carry)                   # one core call ("two_level") or l_cycles
-                                                     # of z = f(z + x) ("single_latent")
-        a_k   = a_{k-1} + decoder(z_k)               # residual refinement (pre-activation)
-        u_k   = 2 tanh(a_k)                          # bounded to [-2, 2]
+    for k = 0 .. K:                                   # K = iterations
+        e_k   = rollout(s_0, u_{k-1}) - s*            # simulated trajectory error [B, T+1, 2]
+        x_k   = embed(s_0, s*, u_{k-1}, e_k, e_k[T])  # one token, or tokens over time chunks
+        z_k   = reason(x_k, carry)                    # one core call ("two_level") or l_cycles
+                                                      # of z = f(z + x) ("single_latent")
+        a_k   = a_{k-1} + decoder(z_k)                # residual refinement (pre-activation)
+        u_k   = 2 tanh(a_k)                           # bounded to [-2, 2]
 
 ``u_0`` is the initial guess, ``u_1 .. u_K`` its refinements. "two_level" runs the core's
 own z_H/z_L recursion (``l_cycles`` updates of z_L, then one of z_H) per iteration;
@@ -34,6 +34,9 @@ MODES = ("two_level", "single_latent")
 TOKEN_MIXERS = ("mlp", "attention")
 ERROR_SCALE = 2.0
 """Trajectory errors are divided by this before embedding (states lie within a few units)."""
+TERMINAL_SCALE = 0.1
+"""The final state's error is also given to every token divided by this (the success
+radius), so that the small terminal errors left in late iterations stand out."""
 
 
 def _require_int(name: str, value: Any, low: int) -> None:
@@ -107,12 +110,13 @@ class ControlOutput:
 
     Attributes:
         controls: ``[K + 1, B, T]`` controls ``u_0 .. u_K`` in ``[-2, 2]``.
-        trajectories: ``[K + 1, B, T + 1, 2]`` their simulated states.
+        trajectories: ``[K + 1, B, T + 1, 2]`` their simulated states, or ``None`` when
+            the forward call was made with ``simulate=False``.
         values: ``[K + 1, B]`` predicted ``log(1 + J(u_k))``, or ``None`` without a value head.
     """
 
     controls: Tensor
-    trajectories: Tensor
+    trajectories: Tensor | None
     values: Tensor | None
 
 
@@ -133,7 +137,7 @@ class RecursiveControlModel(nn.Module):
         tokens = config.tokens
         self.chunk = HORIZON // tokens
         self.core = RecursiveCore(config.core_config(), n_tokens=tokens)
-        features = 4 + 3 * self.chunk
+        features = 6 + 3 * self.chunk
         self.embed = nn.Linear(features, config.hidden_dim, bias=False)
         self.positions = nn.Parameter(torch.zeros(tokens, config.hidden_dim))
         self.decoder = nn.Linear(config.hidden_dim, self.chunk)
@@ -144,7 +148,8 @@ class RecursiveControlModel(nn.Module):
     def _tokens(self, states: Tensor, targets: Tensor, controls: Tensor, error: Tensor) -> Tensor:
         """Features of the current plan -> tokens ``[B, tokens, D]``."""
         batch, tokens = states.shape[0], self.config.tokens
-        problem = torch.cat((states, targets), 1).unsqueeze(1).expand(batch, tokens, 4)
+        terminal = error[:, -1] / TERMINAL_SCALE
+        problem = torch.cat((states, targets, terminal), 1).unsqueeze(1).expand(batch, tokens, 6)
         plan = (controls / U_MAX).view(batch, tokens, self.chunk)
         error = (error[:, 1:] / ERROR_SCALE).reshape(batch, tokens, 2 * self.chunk)
         return self.embed(torch.cat((problem, plan, error), 2)) + self.positions
@@ -159,8 +164,14 @@ class RecursiveControlModel(nn.Module):
             z = self.core.f(z + x)
         return z, z.detach()
 
-    def forward(self, states: Tensor, targets: Tensor | None = None) -> ControlOutput:
-        """Plan for ``states [B, 2]`` towards ``targets [B, 2]`` (``None``: the origin)."""
+    def forward(
+        self, states: Tensor, targets: Tensor | None = None, simulate: bool = True
+    ) -> ControlOutput:
+        """Plan for ``states [B, 2]`` towards ``targets [B, 2]`` (``None``: the origin).
+
+        With ``simulate=False`` the final controls are not simulated (planning needs only
+        the controls) and ``trajectories`` is ``None``.
+        """
         if not isinstance(states, Tensor) or states.dim() != 2 or states.shape[1] != 2:
             raise ValueError(f"states must be a tensor of shape [B, 2], got {states!r:.80}")
         targets = torch.zeros_like(states) if targets is None else targets
@@ -186,12 +197,12 @@ class RecursiveControlModel(nn.Module):
                 controls = U_MAX * torch.tanh(logits)
                 if self.value is not None:
                     values.append(self.value(z.mean(1)).squeeze(1))
-            trajectory = rollout(states, controls)
-            error = trajectory.detach() - targets.unsqueeze(1)
             all_controls.append(controls)
-            trajectories.append(trajectory)
+            if simulate or iteration < last:
+                trajectories.append(rollout(states, controls))
+                error = trajectories[-1].detach() - targets.unsqueeze(1)
         return ControlOutput(
             controls=torch.stack(all_controls),
-            trajectories=torch.stack(trajectories),
+            trajectories=torch.stack(trajectories) if simulate else None,
             values=torch.stack(values) if values else None,
         )

@@ -2,7 +2,9 @@
 
 Three objectives, all on the model's every iteration ``u_0 .. u_K`` and the teacher's
 controls ``u*`` with cost ``J*`` (costs ``J_k = J(u_k)`` from the differentiable simulator,
-divided by ``J*`` so every problem weighs the same):
+scaled by the minibatch's mean teacher cost, written ``/ J*`` below; the batch mean of
+``J_K / J*`` is then the ratio of mean costs the benchmark reports, whereas per-problem
+ratios would let problems near the target, whose ``J*`` is tiny, dominate):
 
 - ``"bc"`` (behaviour cloning): ``MSE(u_K, u*)``.
 - ``"process"`` (the write-up's process supervision): ``MSE(u_K, u*) + lambda *
@@ -158,7 +160,8 @@ def objective_loss(
 ) -> tuple[Tensor, dict[str, float]]:
     """The training loss of one minibatch and its logged parts."""
     output = model(batch.states, batch.targets)
-    relative = iteration_costs(output.controls, output.trajectories, batch.targets) / batch.costs
+    costs = iteration_costs(output.controls, output.trajectories, batch.targets)
+    relative = costs / batch.costs.mean()
     imitation = (output.controls[-1] - batch.controls).square().mean()
     increase = torch.relu(relative[1:] - relative[:-1]).sum(0).mean()
     if config.objective == "bc":
@@ -176,7 +179,7 @@ def objective_loss(
         "increase": increase.item(),
     }
     if output.values is not None:
-        targets = torch.log1p(relative.detach() * batch.costs)
+        targets = torch.log1p(costs.detach())
         value_loss = (output.values - targets).square().mean()
         loss = loss + config.value_weight * value_loss
         parts["value_loss"] = value_loss.item()

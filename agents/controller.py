@@ -87,5 +87,5 @@ class RecursiveController:
                     f"got {tuple(targets.shape)}"
                 )
         with torch.no_grad():
-            controls = self.model(states, targets).controls.numpy()
+            controls = self.model(states, targets, simulate=False).controls.numpy()
         return controls if return_all else controls[-1]

@@ -1,0 +1,137 @@
+"""Recursive controllers against the numerical optimum on held-out Van der Pol problems.
+
+Run: ``python -m trm_rl.benchmarks.control_benchmark RUN_DIR [RUN_DIR ...] [--n 256]
+[--seed 1000]``, with ``RUN_DIR`` the output directories of ``trm-rl control train``.
+
+In one run: draw ``--n`` held-out problems from ``--seed`` (a seed no training set uses),
+solve them with the optimizer (direct shooting, L-BFGS-B, warm-started from LQR; its wall
+time per problem is reported), then for the LQR teacher and each controller report the gap
+of the mean cost to the optimum, the success rate (``||s_N|| < 0.1``), the fraction of
+problems whose cost never rises over the refinement iterations, the batched planning time
+per problem and its speed-up over the optimizer, the parameter count and the training time
+(from the run's ``metrics.json``). Writes ``benchmarks/results/control.json``,
+``control.md`` and, for the first run, ``control_refinement.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trm_rl.agents.control_analysis import plot_refinement, refinement_metrics, simulate_plans
+from trm_rl.agents.control_data import generate_dataset, lqr_controls
+from trm_rl.agents.controller import RecursiveController
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PLAN_REPEATS = 3
+"""Planning is timed as the best of this many batched calls."""
+
+
+def controller_row(directory: Path, dataset, optimizer_seconds: float) -> dict[str, Any]:
+    """Metrics of one trained controller on the held-out problems."""
+    controller = RecursiveController.load(directory)
+    metrics = refinement_metrics(controller, dataset)
+    plan_seconds = min(_timed(lambda: controller.plan(dataset.states)) for _ in range(PLAN_REPEATS))
+    saved = json.loads((directory / "metrics.json").read_text())
+    per_problem = plan_seconds / len(dataset)
+    return {
+        "run": directory.name,
+        "objective": saved["train"]["objective"],
+        "mode": controller.config.mode,
+        "iterations": controller.config.iterations,
+        "parameters": saved["parameters"],
+        "train_seconds": saved["train_seconds"],
+        "train_steps": saved["train"]["steps"],
+        "gap": metrics["gap"],
+        "success_rate": metrics["success_rate"],
+        "monotone_fraction": metrics["monotone_fraction"],
+        "mean_cost_per_iteration": metrics["mean_cost"],
+        "plan_seconds_per_problem": per_problem,
+        "speedup_vs_optimizer": optimizer_seconds / per_problem,
+        "model": controller.config.to_dict(),
+        "train": saved["train"],
+        "analysis": metrics,
+    }
+
+
+def _timed(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The results table."""
+    lines = [
+        "# Supervised recursive control on Van der Pol",
+        "",
+        f"{result['problems']} held-out problems (seed {result['seed']}), optimum by direct "
+        f"shooting + L-BFGS-B in the same run: {result['optimizer_seconds_per_problem']:.3f} "
+        f"s per problem (batched, 1 CPU thread), mean optimal cost "
+        f"{result['optimum_mean_cost']:.2f}. Gap: mean cost / optimal mean cost - 1. "
+        "Monotone: cost never rises over the iterations.",
+        "",
+        "| controller | objective | mode | params | train time | gap to optimum | success | "
+        "monotone | plan time / problem | speed-up |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| LQR teacher | - | - | - | - | {100 * result['lqr']['gap']:+.3f}% | "
+        f"{100 * result['lqr']['success_rate']:.1f}% | - | - | - |",
+    ]
+    for row in result["controllers"]:
+        lines.append(
+            f"| {row['run']} | {row['objective']} | {row['mode']} | {row['parameters']:,} | "
+            f"{row['train_seconds'] / 60:.1f} min ({row['train_steps']} steps) | "
+            f"{100 * row['gap']:+.3f}% | {100 * row['success_rate']:.1f}% | "
+            f"{100 * row['monotone_fraction']:.1f}% | "
+            f"{1e3 * row['plan_seconds_per_problem']:.3f} ms | "
+            f"{row['speedup_vs_optimizer']:.0f}x |"
+        )
+    lines += ["", f"Machine: {result['machine']}.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="`trm-rl control train` directories")
+    parser.add_argument("--n", type=int, default=256, help="held-out problems (default: 256)")
+    parser.add_argument("--seed", type=int, default=1000, help="problem seed (default: 1000)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+
+    start = time.perf_counter()
+    dataset = generate_dataset(args.n, "optimal", seed=args.seed, chunk_size=args.n)
+    optimizer_seconds = (time.perf_counter() - start) / args.n
+    lqr_costs, lqr_distances = simulate_plans(
+        dataset.states, dataset.targets, lqr_controls(dataset.states, dataset.targets)
+    )
+    result: dict[str, Any] = {
+        "problems": args.n,
+        "seed": args.seed,
+        "optimizer_seconds_per_problem": optimizer_seconds,
+        "optimum_mean_cost": float(dataset.costs.mean()),
+        "lqr": {
+            "gap": float(lqr_costs.mean() / dataset.costs.mean() - 1.0),
+            "success_rate": float((lqr_distances < 0.1).mean()),
+        },
+        "controllers": [controller_row(run, dataset, optimizer_seconds) for run in args.runs],
+        "machine": f"{platform.processor() or platform.machine()}, torch "
+        f"{torch.__version__}, 1 thread",
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "control.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "control.md").write_text(markdown(result))
+    first = result["controllers"][0]
+    plot_refinement(first["analysis"], args.out / "control_refinement.png", title=first["run"])
+    print(markdown(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
