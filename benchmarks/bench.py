@@ -55,7 +55,7 @@ class Preset:
 
 
 PRESETS = {
-    "quick": Preset({"TRM-Maze-v0": 30_000, "TRM-Sudoku-v0": 30_000}, 2, ("ppo",), 100, 2),
+    "quick": Preset({"TRM-Maze-v0": 20_000, "TRM-Sudoku-v0": 20_000}, 2, ("ppo",), 100, 2),
     "full": Preset(
         {"TRM-Maze-v0": 300_000, "TRM-Maze-7x7-v0": 1_000_000, "TRM-Sudoku-v0": 500_000},
         5,
