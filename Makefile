@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 
 .PHONY: bench test lint
 bench: $(VENV)/.installed
-	$(VENV)/bin/trm-rl demo --seed 0
+	$(VENV)/bin/trm-rl bench --quick --seed 0
 
 test: $(VENV)/.installed
 	$(PY) -m pytest
