@@ -260,7 +260,7 @@ def test_learns_the_fixed_maze_to_full_success():
     from trm_rl.agents.loading import SB3Agent
     from trm_rl.agents.training import TrainConfig, train
 
-    model = train(TrainConfig("TRM-Maze-Fixed-v0", timesteps=20_000, seed=0, device="cpu"))
+    model = train(TrainConfig("TRM-Maze-Fixed-v0", timesteps=8192, seed=0, device="cpu"))
     result = evaluate(SB3Agent(model), "TRM-Maze-Fixed-v0", episodes=10)
     assert result.success_rate == 1.0
     assert result.path_ratio == pytest.approx(1.0)
