@@ -6,16 +6,19 @@ From the TinyRecursiveControl write-ups, on the shared :class:`~trm_rl.Recursive
     for k = 0 .. K:                                   # K = iterations
         e_k   = rollout(s_0, u_{k-1}) - s*            # simulated trajectory error [B, T+1, 2]
         x_k   = embed(s_0, s*, u_{k-1}, e_k, e_k[T])  # one token, or tokens over time chunks
-        z_k   = reason(x_k, carry)                    # one core call ("two_level") or l_cycles
-                                                      # of z = f(z + x) ("single_latent")
+        z_k   = reason(x_k, carry)                    # see below
         a_k   = a_{k-1} + decoder(z_k)                # residual refinement (pre-activation)
         u_k   = 2 tanh(a_k)                           # bounded to [-2, 2]
 
-``u_0`` is the initial guess, ``u_1 .. u_K`` its refinements. "two_level" runs the core's
-own z_H/z_L recursion (``l_cycles`` updates of z_L, then one of z_H) per iteration;
-"single_latent" applies the core's shared block stack ``f`` to one latent. In both, the
-latent is carried between iterations detached, like TRM's carry between supervision steps;
-gradients reach earlier iterations through the controls.
+``u_0`` is the initial guess, ``u_1 .. u_K`` its refinements. ``reason`` is, per
+iteration, ``h_cycles`` cycles of the core: "two_level" runs the core's own recursion
+(``l_cycles`` updates of z_L, then one of z_H, carried in the core's ``Carry``);
+"single_latent" applies the core's shared block stack ``f`` to a single latent,
+``z = f(z + x)``, ``l_cycles + 1`` times per cycle (the same number of ``f`` calls).
+
+Between iterations, the plan (``a_k``, ``e_{k+1}``) and the latent are carried detached,
+like TRM's carry between supervision steps: each iteration is a separate step
+(:meth:`RecursiveControlModel.iterate`) that a trainer can supervise and update on its own.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from trm_rl.config import TRMConfig
-from trm_rl.core import RecursiveCore
+from trm_rl.core import Carry, RecursiveCore
 from trm_rl.envs.dynamics import HORIZON, U_MAX, rollout
 
 MODES = ("two_level", "single_latent")
@@ -53,11 +56,14 @@ class ControlModelConfig:
     mode: str = "two_level"
     """"two_level": the core's z_H/z_L recursion; "single_latent": one latent updated by the
     core's shared block stack."""
-    iterations: int = 4
+    iterations: int = 6
     """Refinement iterations K after the initial guess (outputs: K + 1 control sequences)."""
-    l_cycles: int = 3
-    """Latent updates per iteration (z_L updates in "two_level", z updates otherwise)."""
-    hidden_dim: int = 128
+    h_cycles: int = 1
+    """Core cycles per iteration."""
+    l_cycles: int = 2
+    """z_L updates per core cycle ("two_level"; "single_latent" makes ``l_cycles + 1``
+    updates of its latent per cycle)."""
+    hidden_dim: int = 64
     """Width of the tokens and latents."""
     n_layers: int = 2
     """Residual blocks in the core's shared stack."""
@@ -69,7 +75,8 @@ class ControlModelConfig:
     mixer: str = "mlp"
     """Token mixing when ``tokens > 1``: "mlp" or "attention"."""
     truncate_gradients: bool = False
-    """Run iterations 0 .. K-1 under ``torch.no_grad()``: only the last one is trained."""
+    """Run the first ``h_cycles - 1`` cycles of each iteration under ``torch.no_grad()``
+    (TRM's one-step gradient; the core's ``grad_mode="last"``)."""
     value_head: bool = False
     """Add a head predicting ``log(1 + J(u_k))`` from each iteration's latent."""
 
@@ -79,7 +86,6 @@ class ControlModelConfig:
         if self.mixer not in TOKEN_MIXERS:
             raise ValueError(f"mixer must be one of {TOKEN_MIXERS}, got {self.mixer!r}")
         _require_int("iterations", self.iterations, 0)
-        _require_int("l_cycles", self.l_cycles, 1)
         _require_int("tokens", self.tokens, 1)
         if HORIZON % self.tokens:
             raise ValueError(f"tokens must divide the horizon {HORIZON}, got {self.tokens}")
@@ -89,19 +95,54 @@ class ControlModelConfig:
         self.core_config()
 
     def core_config(self) -> TRMConfig:
-        """The core: one H cycle per refinement iteration (validates the shared fields)."""
+        """The core's configuration (it validates the shared fields)."""
         return TRMConfig(
             hidden_dim=self.hidden_dim,
             n_layers=self.n_layers,
-            h_cycles=1,
+            h_cycles=self.h_cycles,
             l_cycles=self.l_cycles,
             mixer="none" if self.tokens == 1 else self.mixer,
             expansion=self.expansion,
+            grad_mode="last" if self.truncate_gradients else "full",
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the fields (JSON-serialisable)."""
         return asdict(self)
+
+
+@dataclass
+class PlanState:
+    """What one iteration hands to the next (all detached).
+
+    Attributes:
+        logits: ``[B, T]`` pre-activation controls ``a`` (``u = 2 tanh(a)``).
+        error: ``[B, T + 1, 2]`` simulated trajectory error ``s_t - s*`` of ``u``.
+        latent: the core's :class:`~trm_rl.core.Carry` ("two_level"), the latent
+            ``[B, tokens, D]`` ("single_latent"), or ``None`` before the first iteration.
+    """
+
+    logits: Tensor
+    error: Tensor
+    latent: Carry | Tensor | None
+
+
+@dataclass
+class IterationOutput:
+    """One iteration's plan.
+
+    Attributes:
+        controls: ``[B, T]`` controls in ``[-2, 2]``, with gradients.
+        trajectory: ``[B, T + 1, 2]`` their simulated states, with gradients (``None`` when
+            called with ``simulate=False``).
+        value: ``[B]`` predicted ``log(1 + J)``, or ``None`` without a value head.
+        state: the detached carry for the next iteration.
+    """
+
+    controls: Tensor
+    trajectory: Tensor | None
+    value: Tensor | None
+    state: PlanState
 
 
 @dataclass
@@ -137,32 +178,68 @@ class RecursiveControlModel(nn.Module):
         tokens = config.tokens
         self.chunk = HORIZON // tokens
         self.core = RecursiveCore(config.core_config(), n_tokens=tokens)
-        features = 6 + 3 * self.chunk
-        self.embed = nn.Linear(features, config.hidden_dim, bias=False)
+        self.embed = nn.Linear(6 + 3 * self.chunk, config.hidden_dim, bias=False)
         self.positions = nn.Parameter(torch.zeros(tokens, config.hidden_dim))
         self.decoder = nn.Linear(config.hidden_dim, self.chunk)
         nn.init.zeros_(self.decoder.weight)
         nn.init.zeros_(self.decoder.bias)
         self.value = nn.Linear(config.hidden_dim, 1) if config.value_head else None
 
-    def _tokens(self, states: Tensor, targets: Tensor, controls: Tensor, error: Tensor) -> Tensor:
+    def _tokens(self, states: Tensor, targets: Tensor, plan: PlanState) -> Tensor:
         """Features of the current plan -> tokens ``[B, tokens, D]``."""
         batch, tokens = states.shape[0], self.config.tokens
-        terminal = error[:, -1] / TERMINAL_SCALE
+        terminal = plan.error[:, -1] / TERMINAL_SCALE
         problem = torch.cat((states, targets, terminal), 1).unsqueeze(1).expand(batch, tokens, 6)
-        plan = (controls / U_MAX).view(batch, tokens, self.chunk)
-        error = (error[:, 1:] / ERROR_SCALE).reshape(batch, tokens, 2 * self.chunk)
-        return self.embed(torch.cat((problem, plan, error), 2)) + self.positions
+        controls = (torch.tanh(plan.logits)).view(batch, tokens, self.chunk)
+        error = (plan.error[:, 1:] / ERROR_SCALE).reshape(batch, tokens, 2 * self.chunk)
+        return self.embed(torch.cat((problem, controls, error), 2)) + self.positions
 
-    def _reason(self, x: Tensor, latent: Any) -> tuple[Tensor, Any]:
+    def _reason(self, x: Tensor, latent: Carry | Tensor | None) -> tuple[Tensor, Any]:
         """One iteration of latent reasoning: ``x [B, T, D]`` -> (answer ``[B, T, D]``, carry)."""
         if self.config.mode == "two_level":
             output = self.core(x, latent)
             return output.states[-1], output.carry
         z = self.core.init_states[0].expand_as(x) if latent is None else latent
-        for _ in range(self.config.l_cycles):
-            z = self.core.f(z + x)
+        last = self.config.h_cycles - 1
+        for cycle in range(self.config.h_cycles):
+            tracked = not self.config.truncate_gradients or cycle == last
+            with torch.set_grad_enabled(tracked and torch.is_grad_enabled()):
+                for _ in range(self.config.l_cycles + 1):
+                    z = self.core.f(z + x)
         return z, z.detach()
+
+    def start(self, states: Tensor, targets: Tensor | None = None) -> tuple[Tensor, PlanState]:
+        """Check the problems and build the carry of the zero plan (``u = 0``, its free
+        trajectory). Returns ``(targets, state)``, targets ``[B, 2]`` (zeros for ``None``)."""
+        if not isinstance(states, Tensor) or states.dim() != 2 or states.shape[1] != 2:
+            raise ValueError(f"states must be a tensor of shape [B, 2], got {states!r:.80}")
+        targets = torch.zeros_like(states) if targets is None else targets
+        if targets.shape != states.shape:
+            raise ValueError(
+                f"targets must have the shape of states {tuple(states.shape)}, "
+                f"got {tuple(targets.shape)}"
+            )
+        logits = states.new_zeros(states.shape[0], HORIZON)
+        with torch.no_grad():
+            error = rollout(states, logits) - targets.unsqueeze(1)
+        return targets, PlanState(logits, error, None)
+
+    def iterate(
+        self, states: Tensor, targets: Tensor, state: PlanState, simulate: bool = True
+    ) -> IterationOutput:
+        """One refinement iteration from the carry ``state`` (``targets`` as from
+        :meth:`start`); ``simulate=False`` skips the rollout of the new controls."""
+        batch = states.shape[0]
+        x = self._tokens(states, targets, state)
+        z, latent = self._reason(x, state.latent)
+        logits = state.logits + self.decoder(z).reshape(batch, HORIZON)
+        controls = U_MAX * torch.tanh(logits)
+        value = None if self.value is None else self.value(z.mean(1)).squeeze(1)
+        trajectory = rollout(states, controls) if simulate else None
+        error = state.error if trajectory is None else trajectory.detach() - targets.unsqueeze(1)
+        return IterationOutput(
+            controls, trajectory, value, PlanState(logits.detach(), error, latent)
+        )
 
     def forward(
         self, states: Tensor, targets: Tensor | None = None, simulate: bool = True
@@ -172,37 +249,16 @@ class RecursiveControlModel(nn.Module):
         With ``simulate=False`` the final controls are not simulated (planning needs only
         the controls) and ``trajectories`` is ``None``.
         """
-        if not isinstance(states, Tensor) or states.dim() != 2 or states.shape[1] != 2:
-            raise ValueError(f"states must be a tensor of shape [B, 2], got {states!r:.80}")
-        targets = torch.zeros_like(states) if targets is None else targets
-        if targets.shape != states.shape:
-            raise ValueError(
-                f"targets must have the shape of states {tuple(states.shape)}, "
-                f"got {tuple(targets.shape)}"
-            )
-        batch = states.shape[0]
-        logits = states.new_zeros(batch, HORIZON)
-        controls = logits
-        with torch.no_grad():
-            error = rollout(states, controls) - targets.unsqueeze(1)
-        latent = None
-        all_controls, trajectories, values = [], [], []
-        last = self.config.iterations
-        for iteration in range(last + 1):
-            tracked = not self.config.truncate_gradients or iteration == last
-            with torch.set_grad_enabled(tracked and torch.is_grad_enabled()):
-                x = self._tokens(states, targets, controls, error)
-                z, latent = self._reason(x, latent)
-                logits = logits + self.decoder(z).reshape(batch, HORIZON)
-                controls = U_MAX * torch.tanh(logits)
-                if self.value is not None:
-                    values.append(self.value(z.mean(1)).squeeze(1))
-            all_controls.append(controls)
-            if simulate or iteration < last:
-                trajectories.append(rollout(states, controls))
-                error = trajectories[-1].detach() - targets.unsqueeze(1)
+        targets, state = self.start(states, targets)
+        outputs = []
+        for iteration in range(self.config.iterations + 1):
+            last = iteration == self.config.iterations
+            output = self.iterate(states, targets, state, simulate=simulate or not last)
+            outputs.append(output)
+            state = output.state
+        values = [output.value for output in outputs]
         return ControlOutput(
-            controls=torch.stack(all_controls),
-            trajectories=torch.stack(trajectories) if simulate else None,
-            values=torch.stack(values) if values else None,
+            controls=torch.stack([output.controls for output in outputs]),
+            trajectories=torch.stack([o.trajectory for o in outputs]) if simulate else None,
+            values=None if self.value is None else torch.stack(values),
         )

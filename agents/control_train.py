@@ -1,18 +1,21 @@
 """Supervised training of the recursive controller on a Van der Pol dataset.
 
-Three objectives, all on the model's every iteration ``u_0 .. u_K`` and the teacher's
-controls ``u*`` with cost ``J*`` (costs ``J_k = J(u_k)`` from the differentiable simulator,
-scaled by the minibatch's mean teacher cost, written ``/ J*`` below; the batch mean of
-``J_K / J*`` is then the ratio of mean costs the benchmark reports, whereas per-problem
-ratios would let problems near the target, whose ``J*`` is tiny, dominate):
+TRM's deep supervision: for every minibatch, the model runs its ``K + 1`` iterations one
+at a time from the detached carry, and each iteration ``k`` gets its own loss, backward
+pass and optimiser update (``K + 1`` updates per minibatch). With the teacher's controls
+``u*`` and cost ``J*``, iteration ``k``'s controls ``u_k`` and their cost ``J_k`` from the
+differentiable simulator (costs are scaled by the minibatch's mean teacher cost, written
+``/ J*`` below: the batch mean of ``J_k / J*`` is then the ratio of mean costs the
+benchmark reports, whereas per-problem ratios would let problems near the target, whose
+``J*`` is tiny, dominate), the objectives are:
 
-- ``"bc"`` (behaviour cloning): ``MSE(u_K, u*)``.
-- ``"process"`` (the write-up's process supervision): ``MSE(u_K, u*) + lambda *
-  mean_k (J_k - J_{k-1}) / J*``, minus the mean cost improvement per iteration. Note
-  that the sum telescopes to ``(J_K - J_0) / J*``: it rewards a worse initial guess.
-- ``"cost"`` (direct cost objective): ``sum_k w_k J_k / J*`` with ``w_k ~ k + 1``
-  normalised, plus ``monotone_weight * sum_k relu(J_k - J_{k-1}) / J*`` and an optional
-  warm-start term ``teacher_weight * MSE(u_K, u*)``. It can beat its teacher.
+- ``"bc"`` (behaviour cloning): ``MSE(u_k, u*)``.
+- ``"process"`` (the write-up's process supervision): ``MSE(u_k, u*) - lambda (J_{k-1} -
+  J_k) / J*``, rewarding the cost improvement over the previous iteration (detached; none
+  for ``k = 0``).
+- ``"cost"`` (direct cost objective): ``J_k / J* + monotone_weight relu(J_k - J_{k-1}) / J*
+  + teacher_weight MSE(u_k, u*)``, the last an optional warm-start term. It can beat its
+  teacher.
 
 With a value head, ``value_weight * MSE(value_k, log(1 + J_k))`` is added. AdamW with
 linear warm-up and cosine decay, gradient-norm clipping, and an exponential moving average
@@ -60,33 +63,33 @@ class ControlTrainConfig:
     out: str = "runs/control"
     """Output directory: model.pt, config.json, metrics.json, tb/."""
     val_data: str = ""
-    """Validation dataset (a different seed), evaluated every ``eval_every`` steps; "" for none."""
+    """Validation dataset (another seed), evaluated every ``eval_every`` batches; "" for none."""
     objective: str = "cost"
     """"bc", "process" or "cost" (see the module docstring)."""
-    steps: int = 1500
-    """Optimiser steps."""
-    batch_size: int = 512
-    """Problems per step, sampled with replacement."""
+    batches: int = 600
+    """Minibatches; each makes one optimiser update per iteration (K + 1)."""
+    batch_size: int = 256
+    """Problems per minibatch, sampled with replacement."""
     learning_rate: float = 2e-3
     """AdamW peak step size."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
-    warmup_steps: int = 100
-    """Steps of linear warm-up; then cosine decay to 10% of the peak."""
+    warmup_updates: int = 100
+    """Updates of linear warm-up; then cosine decay to 10% of the peak."""
     max_grad_norm: float = 1.0
     """Clip the gradient norm to this value."""
-    ema_decay: float = 0.995
-    """Decay of the weights' exponential moving average (0: no averaging)."""
+    ema_decay: float = 0.998
+    """Decay (per update) of the weights' exponential moving average (0: no averaging)."""
     process_weight: float = 0.1
     """lambda of the process-supervision improvement term."""
-    monotone_weight: float = 1.0
+    monotone_weight: float = 3.0
     """Weight of the penalty on cost increases between iterations ("cost")."""
-    teacher_weight: float = 0.0
-    """Weight of the warm-start term MSE(u_K, u*) ("cost")."""
+    teacher_weight: float = 10.0
+    """Weight of the warm-start term MSE(u_k, u*) ("cost")."""
     value_weight: float = 0.01
     """Weight of the value head's loss (models with a value head)."""
-    eval_every: int = 100
-    """Steps between validation evaluations (and TensorBoard points)."""
+    eval_every: int = 50
+    """Minibatches between validation evaluations."""
     seed: int = 0
     """Seed of the initial weights and the minibatches."""
     tensorboard: bool = True
@@ -97,13 +100,13 @@ class ControlTrainConfig:
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
-        for name in ("steps", "batch_size", "eval_every"):
+        for name in ("batches", "batch_size", "eval_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int):
-            raise TypeError(f"warmup_steps must be an int >= 0, got {self.warmup_steps!r}")
-        _check_number("warmup_steps", self.warmup_steps, 0)
+        if isinstance(self.warmup_updates, bool) or not isinstance(self.warmup_updates, int):
+            raise TypeError(f"warmup_updates must be an int >= 0, got {self.warmup_updates!r}")
+        _check_number("warmup_updates", self.warmup_updates, 0)
         _check_number("learning_rate", self.learning_rate, 1e-8, 1.0)
         _check_number("ema_decay", self.ema_decay, 0.0, 0.99999)
         for name in (
@@ -131,12 +134,8 @@ class Batch:
 
     @classmethod
     def from_dataset(cls, dataset: ControlDataset) -> Batch:
-        return cls(
-            *(
-                torch.as_tensor(a, dtype=torch.float32)
-                for a in (dataset.states, dataset.targets, dataset.controls, dataset.costs)
-            )
-        )
+        arrays = (dataset.states, dataset.targets, dataset.controls, dataset.costs)
+        return cls(*(torch.as_tensor(a, dtype=torch.float32) for a in arrays))
 
     def __getitem__(self, index: Tensor) -> Batch:
         return Batch(
@@ -144,46 +143,43 @@ class Batch:
         )
 
 
-def iteration_costs(output_controls: Tensor, trajectories: Tensor, targets: Tensor) -> Tensor:
-    """Cost of every iteration: ``[K + 1, B, T]``, ``[K + 1, B, T + 1, 2]`` -> ``[K + 1, B]``."""
-    iterations, batch = output_controls.shape[:2]
-    flat = trajectory_cost(
-        trajectories.flatten(0, 1),
-        output_controls.flatten(0, 1),
-        targets.repeat(iterations, 1),
-    )
-    return flat.view(iterations, batch)
+def iteration_loss(
+    config: ControlTrainConfig,
+    batch: Batch,
+    controls: Tensor,
+    trajectory: Tensor,
+    value: Tensor | None,
+    previous: Tensor | None,
+) -> tuple[Tensor, Tensor, dict[str, float]]:
+    """Loss of one iteration's plan (see the module docstring).
 
+    Args:
+        batch: the problems and their teacher.
+        controls: ``[B, T]``; trajectory: ``[B, T + 1, 2]``; value: ``[B]`` or ``None``.
+        previous: ``[B]`` the previous iteration's scaled costs, or ``None`` for ``k = 0``.
 
-def objective_loss(
-    config: ControlTrainConfig, model: RecursiveControlModel, batch: Batch
-) -> tuple[Tensor, dict[str, float]]:
-    """The training loss of one minibatch and its logged parts."""
-    output = model(batch.states, batch.targets)
-    costs = iteration_costs(output.controls, output.trajectories, batch.targets)
+    Returns:
+        (loss, ``[B]`` detached scaled costs ``J_k / J*``, logged parts).
+    """
+    costs = trajectory_cost(trajectory, controls, batch.targets)
     relative = costs / batch.costs.mean()
-    imitation = (output.controls[-1] - batch.controls).square().mean()
-    increase = torch.relu(relative[1:] - relative[:-1]).sum(0).mean()
+    imitation = (controls - batch.controls).square().mean()
+    change = torch.zeros(()) if previous is None else (relative - previous).mean()
+    increase = torch.zeros(()) if previous is None else torch.relu(relative - previous).mean()
     if config.objective == "bc":
         loss = imitation
     elif config.objective == "process":
-        improvement = (relative[:-1] - relative[1:]).mean(0).mean() if len(relative) > 1 else 0.0
-        loss = imitation - config.process_weight * improvement
+        loss = imitation + config.process_weight * change
     else:
-        weights = torch.arange(1, len(relative) + 1, dtype=relative.dtype)
-        deep = (weights / weights.sum()) @ relative.mean(1)
-        loss = deep + config.monotone_weight * increase + config.teacher_weight * imitation
-    parts = {
-        "imitation": imitation.item(),
-        "relative_cost": relative[-1].mean().item(),
-        "increase": increase.item(),
-    }
-    if output.values is not None:
-        targets = torch.log1p(costs.detach())
-        value_loss = (output.values - targets).square().mean()
+        loss = (
+            relative.mean() + config.monotone_weight * increase + config.teacher_weight * imitation
+        )
+    parts = {"relative_cost": relative.mean().item(), "imitation": imitation.item()}
+    if value is not None:
+        value_loss = (value - torch.log1p(costs.detach())).square().mean()
         loss = loss + config.value_weight * value_loss
         parts["value_loss"] = value_loss.item()
-    return loss, parts
+    return loss, relative.detach(), parts
 
 
 def evaluate(model: RecursiveControlModel, problems: Batch) -> dict[str, float]:
@@ -191,8 +187,13 @@ def evaluate(model: RecursiveControlModel, problems: Batch) -> dict[str, float]:
     model.eval()
     with torch.no_grad():
         output = model(problems.states, problems.targets)
-        costs = iteration_costs(output.controls, output.trajectories, problems.targets)
     model.train()
+    iterations = output.controls.shape[0]
+    costs = trajectory_cost(
+        output.trajectories.flatten(0, 1),
+        output.controls.flatten(0, 1),
+        problems.targets.repeat(iterations, 1),
+    ).view(iterations, -1)
     final = output.trajectories[-1, :, -1] - problems.targets
     return {
         "gap": (costs[-1].sum() / problems.costs.sum()).item() - 1.0,
@@ -201,11 +202,11 @@ def evaluate(model: RecursiveControlModel, problems: Batch) -> dict[str, float]:
     }
 
 
-def _schedule(config: ControlTrainConfig):
-    def factor(step: int) -> float:
-        if step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+def _schedule(config: ControlTrainConfig, total_updates: int):
+    def factor(update: int) -> float:
+        if update < config.warmup_updates:
+            return (update + 1) / config.warmup_updates
+        progress = (update - config.warmup_updates) / max(1, total_updates - config.warmup_updates)
         return 0.1 + 0.45 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     return factor
@@ -222,37 +223,48 @@ def train(model_config: ControlModelConfig, config: ControlTrainConfig) -> Recur
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
+    iterations = model_config.iterations + 1
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _schedule(config, config.batches * iterations)
+    )
     generator = torch.Generator().manual_seed(config.seed)
     out = Path(config.out)
     writer = SummaryWriter(out / "tb") if config.tensorboard else None
     history: list[dict[str, float]] = []
     start = time.perf_counter()
-    bar = tqdm(range(config.steps), desc=f"control {config.objective}", disable=not config.progress)
+    bar = tqdm(
+        range(config.batches), desc=f"control {config.objective}", disable=not config.progress
+    )
     for step in bar:
-        index = torch.randint(len(data.states), (config.batch_size,), generator=generator)
-        loss, parts = objective_loss(config, model, data[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        ema.update_parameters(model)
+        batch = data[torch.randint(len(data.states), (config.batch_size,), generator=generator)]
+        targets, state = model.start(batch.states, batch.targets)
+        previous = None
+        for k in range(iterations):
+            output = model.iterate(batch.states, targets, state)
+            loss, previous, parts = iteration_loss(
+                config, batch, output.controls, output.trajectory, output.value, previous
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            ema.update_parameters(model)
+            state = output.state
+            if writer is not None:
+                writer.add_scalar("train/grad_norm", grad_norm.item(), step * iterations + k)
+                for name, value in {"loss": loss.item(), **parts}.items():
+                    writer.add_scalar(f"train/{name}_{k}", value, step)
         if writer is not None:
-            writer.add_scalar("train/loss", loss.item(), step)
-            writer.add_scalar("train/grad_norm", grad_norm.item(), step)
             writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
-            for name, value in parts.items():
-                writer.add_scalar(f"train/{name}", value, step)
-        if val is not None and ((step + 1) % config.eval_every == 0 or step + 1 == config.steps):
-            metrics = {"step": step + 1, **evaluate(ema.module, val)}
-            history.append(metrics)
-            bar.set_postfix(gap=f"{metrics['gap']:.4f}", success=f"{metrics['success']:.3f}")
+        if val is not None and ((step + 1) % config.eval_every == 0 or step + 1 == config.batches):
+            history.append({"batch": step + 1, **evaluate(ema.module, val)})
+            bar.set_postfix(
+                gap=f"{history[-1]['gap']:.4f}", success=f"{history[-1]['success']:.3f}"
+            )
             if writer is not None:
                 for name in ("gap", "success", "monotone"):
-                    writer.add_scalar(f"val/{name}", metrics[name], step + 1)
-        else:
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+                    writer.add_scalar(f"val/{name}", history[-1][name], step + 1)
     seconds = time.perf_counter() - start
     if writer is not None:
         writer.close()

@@ -19,6 +19,7 @@ import argparse
 import json
 import platform
 import time
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ import torch
 
 from trm_rl.agents.control_analysis import plot_refinement, refinement_metrics, simulate_plans
 from trm_rl.agents.control_data import generate_dataset, lqr_controls
+from trm_rl.agents.control_model import ControlModelConfig
+from trm_rl.agents.control_train import ControlTrainConfig
 from trm_rl.agents.controller import RecursiveController
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -60,6 +63,22 @@ def controller_row(directory: Path, dataset, optimizer_seconds: float) -> dict[s
     }
 
 
+def train_command(row: dict[str, Any]) -> str:
+    """The ``trm-rl control train`` call that reproduces a run (flags off their defaults)."""
+    flags = []
+    for values, cls in ((row["train"], ControlTrainConfig), (row["model"], ControlModelConfig)):
+        for field in fields(cls):
+            value = values[field.name]
+            if field.name in ("data", "val_data", "out") or value == field.default:
+                continue
+            flag = "--" + field.name.replace("_", "-")
+            if isinstance(value, bool):
+                flags.append(flag if value else "--no-" + flag[2:])
+            else:
+                flags.append(f"{flag} {value}")
+    return " ".join(["trm-rl control train --data TRAIN.npz --val-data VAL.npz", *flags])
+
+
 def _timed(function) -> float:
     start = time.perf_counter()
     function()
@@ -92,6 +111,8 @@ def markdown(result: dict[str, Any]) -> str:
             f"{1e3 * row['plan_seconds_per_problem']:.3f} ms | "
             f"{row['speedup_vs_optimizer']:.0f}x |"
         )
+    lines += ["", "Training commands:", ""]
+    lines += [f"- {row['run']}: `{train_command(row)}`" for row in result["controllers"]]
     lines += ["", f"Machine: {result['machine']}.", ""]
     return "\n".join(lines)
 

@@ -167,7 +167,7 @@ def test_model_config_validation(kwargs, error):
     ("kwargs", "error"),
     [
         ({"objective": "rl"}, ValueError),
-        ({"steps": 0}, ValueError),
+        ({"batches": 0}, ValueError),
         ({"learning_rate": 0.0}, ValueError),
         ({"ema_decay": 1.0}, ValueError),
         ({"data": ""}, ValueError),
@@ -189,18 +189,18 @@ def test_a_tiny_training_run_reduces_cost(datasets, tmp_path):
         data=str(train_path),
         val_data=str(val_path),
         out=str(tmp_path / "run"),
-        steps=25,
+        batches=4,
         batch_size=32,
         learning_rate=1e-2,
-        warmup_steps=2,
+        warmup_updates=2,
         ema_decay=0.0,
-        eval_every=25,
+        eval_every=4,
         progress=False,
         tensorboard=False,
     )
     controller = train(ControlModelConfig(**TINY), config)
     after = evaluate(controller.model, val)["gap"]
-    assert after < 0.8 * before
+    assert after < 0.7 * before
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["val"][-1]["gap"] == pytest.approx(after, rel=1e-4)
     assert metrics["parameters"] == sum(p.numel() for p in controller.model.parameters())
@@ -239,7 +239,7 @@ def test_cli_generate_train_analyze(tmp_path, capsys):
     )
     run = tmp_path / "run"
     flags = ["--hidden-dim", "16", "--n-layers", "1", "--iterations", "1", "--l-cycles", "1"]
-    args = ["control", "train", "--data", str(data), "--out", str(run), "--steps", "2"]
+    args = ["control", "train", "--data", str(data), "--out", str(run), "--batches", "1"]
     assert main([*args, "--batch-size", "8", "--no-progress", "--no-tensorboard", *flags]) == 0
     assert main(["control", "analyze", str(run), "--data", str(data)]) == 0
     assert (run / "analysis" / "refinement.png").is_file()
