@@ -17,6 +17,7 @@ from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
 import trm_rl.envs  # noqa: F401  (registers the TRM-* ids)
@@ -98,6 +99,30 @@ class TrainConfig:
         return {**kwargs, **self.algo_kwargs}
 
 
+SCHEDULED = ("learning_rate", "clip_range")
+"""Algorithm arguments that accept an rl-zoo style ``"lin_<start>"`` string: a linear decay
+from ``start`` to 0 over the ``learn`` call (SB3's ``LinearSchedule``)."""
+
+
+def with_schedules(algo_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``algo_kwargs`` with ``"lin_<start>"`` strings replaced by SB3 schedules."""
+    resolved = dict(algo_kwargs)
+    for name in SCHEDULED:
+        value = resolved.get(name)
+        if not isinstance(value, str):
+            continue
+        try:
+            start = float(value.removeprefix("lin_")) if value.startswith("lin_") else None
+        except ValueError:
+            start = None
+        if start is None or start <= 0:
+            raise ValueError(
+                f'{name} must be a number or "lin_<start>" with start > 0, got {value!r}'
+            )
+        resolved[name] = LinearSchedule(start, 0.0, 1.0)
+    return resolved
+
+
 def make_env(config: TrainConfig) -> VecEnv:
     """The training ``DummyVecEnv`` (Monitor-wrapped), seeded with ``config.seed``."""
     return make_vec_env(
@@ -134,7 +159,7 @@ def make_model(
         seed=config.seed,
         device=config.device,
         tensorboard_log=None if tensorboard is None else str(tensorboard),
-        **config.resolved_algo_kwargs(),
+        **with_schedules(config.resolved_algo_kwargs()),
     )
 
 
@@ -215,4 +240,5 @@ __all__ = [
     "make_env",
     "make_model",
     "train",
+    "with_schedules",
 ]

@@ -11,7 +11,7 @@ from trm_rl import load_agent
 from trm_rl.agents.evaluation import EVAL_SEED_OFFSET, evaluate, evaluation_seed
 from trm_rl.agents.hyperparams import DEFAULT_RECIPE, RECIPES, Recipe, recipe
 from trm_rl.agents.loading import SB3Agent
-from trm_rl.agents.training import TrainConfig, make_model
+from trm_rl.agents.training import TrainConfig, make_model, with_schedules
 from trm_rl.cli import main
 
 TINY_FLAGS = ["--hidden-dim", "8", "--h-cycles", "2", "--l-cycles", "1", "--no-progress"]
@@ -200,3 +200,13 @@ def test_reinforce_agents_train_and_load_through_the_same_cli(tmp_path, capsys):
     assert agent.config["algo"] == "reinforce"
     assert main(["evaluate", str(out), "--episodes", "2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["episodes"] == 2
+
+
+def test_linear_schedules_from_strings():
+    kwargs = with_schedules({"learning_rate": "lin_0.001", "clip_range": 0.2, "n_epochs": 4})
+    assert kwargs["learning_rate"](1.0) == pytest.approx(1e-3)
+    assert kwargs["learning_rate"](0.5) == pytest.approx(5e-4)
+    assert kwargs["clip_range"] == 0.2 and kwargs["n_epochs"] == 4
+    for bad in ("lin_x", "exp_0.1", "lin_-1"):
+        with pytest.raises(ValueError, match="learning_rate"):
+            with_schedules({"learning_rate": bad})
