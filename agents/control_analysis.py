@@ -63,6 +63,7 @@ def refinement_metrics(controller: RecursiveController, dataset: ControlDataset)
         "teacher": dataset.teacher,
         "iterations": len(costs) - 1,
         "mean_cost": costs.mean(1).tolist(),
+        "gap_per_iteration": (costs.mean(1) / optimum.mean() - 1.0).tolist(),
         "mean_improvement": (costs[:-1] - costs[1:]).mean(1).tolist(),
         "control_mse": ((plans - dataset.controls) ** 2).mean((1, 2)).tolist(),
         "monotone_fraction": float(np.all(costs[1:] <= costs[:-1], axis=0).mean()),
@@ -76,13 +77,14 @@ def refinement_metrics(controller: RecursiveController, dataset: ControlDataset)
         "plan_seconds": plan_seconds,
         "plan_seconds_per_problem": plan_seconds / len(dataset),
         "total_improvement": total_improvement.tolist(),
-        "example_costs": costs[:, :EXAMPLES].T.tolist(),
+        "example_gaps": (costs[:, :EXAMPLES] / optimum[:EXAMPLES] - 1.0).T.tolist(),
     }
 
 
 def plot_refinement(metrics: dict[str, Any], path: str | Path, title: str = "") -> Path:
-    """The 4-panel refinement figure as a PNG: cost per iteration (mean and examples),
-    improvement per iteration, control MSE per iteration, histogram of total improvement."""
+    """The 4-panel refinement figure as a PNG: gap to the teacher per iteration (of the mean
+    cost, and of a few single problems), mean improvement per iteration, control MSE per
+    iteration, histogram of the total improvement ``J_0 - J_K``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,11 +93,15 @@ def plot_refinement(metrics: dict[str, Any], path: str | Path, title: str = "") 
     iterations = np.arange(metrics["iterations"] + 1)
     figure, axes = plt.subplots(2, 2, figsize=(11, 8))
     cost_axis, gain_axis, mse_axis, hist_axis = axes.ravel()
-    for example in metrics["example_costs"]:
-        cost_axis.plot(iterations, example, color="0.7", linewidth=0.8)
-    cost_axis.plot(iterations, metrics["mean_cost"], "o-", color="C0", label="mean")
-    cost_axis.axhline(metrics["teacher_mean_cost"], color="C3", linestyle="--", label="optimum")
-    cost_axis.set(xlabel="iteration", ylabel="cost J", yscale="log", title="Cost per iteration")
+    for example in metrics["example_gaps"]:
+        cost_axis.plot(iterations, 100 * np.asarray(example), color="0.7", linewidth=0.8)
+    gaps = 100 * np.asarray(metrics["gap_per_iteration"])
+    cost_axis.plot(iterations, gaps, "o-", color="C0", label="mean cost")
+    cost_axis.axhline(100 * metrics["lqr_gap"], color="C3", linestyle="--", label="LQR teacher")
+    cost_axis.set_yscale("symlog", linthresh=0.01)
+    lowest = min(0.0, 100 * np.min(metrics["example_gaps"]), gaps.min())
+    cost_axis.set_ylim(bottom=lowest)
+    cost_axis.set(xlabel="iteration", ylabel="gap to optimum (%)", title="Cost per iteration")
     cost_axis.legend()
     gain_axis.bar(iterations[1:], metrics["mean_improvement"], color="C1")
     gain_axis.set(
