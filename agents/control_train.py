@@ -13,9 +13,11 @@ benchmark reports, whereas per-problem ratios would let problems near the target
 - ``"process"`` (the write-up's process supervision): ``MSE(u_k, u*) - lambda (J_{k-1} -
   J_k) / J*``, rewarding the cost improvement over the previous iteration (detached; none
   for ``k = 0``).
-- ``"cost"`` (direct cost objective): ``J_k / J* + monotone_weight relu(J_k - J_{k-1}) / J*
-  + teacher_weight MSE(u_k, u*)``, the last an optional warm-start term. It can beat its
-  teacher.
+- ``"cost"`` (direct cost objective): ``J_k / J* + monotone_weight relu(J_k - J_{k-1}) /
+  J*_i + teacher_weight MSE(u_k, u*)``, the last an optional warm-start term. It can beat
+  its teacher. The monotonicity penalty divides by each problem's own teacher cost
+  ``J*_i`` (floored at ``MONOTONE_FLOOR`` of the mean), as the benchmark counts every
+  problem whose cost rises, however cheap the problem.
 
 With a value head, ``value_weight * MSE(value_k, log(1 + J_k))`` is added. AdamW with
 linear warm-up and cosine decay, gradient-norm clipping, and an exponential moving average
@@ -45,6 +47,9 @@ from trm_rl.envs.dynamics import trajectory_cost
 OBJECTIVES = ("bc", "process", "cost")
 SUCCESS_TOLERANCE = 0.1
 """A plan succeeds when its final state is within this distance of the target."""
+MONOTONE_FLOOR = 0.1
+"""The monotonicity penalty divides each problem's cost increase by its own teacher cost,
+floored at this fraction of the minibatch's mean teacher cost."""
 
 
 def _check_number(name: str, value: Any, low: float, high: float = math.inf) -> None:
@@ -165,7 +170,11 @@ def iteration_loss(
     relative = costs / batch.costs.mean()
     imitation = (controls - batch.controls).square().mean()
     change = torch.zeros(()) if previous is None else (relative - previous).mean()
-    increase = torch.zeros(()) if previous is None else torch.relu(relative - previous).mean()
+    increase = torch.zeros(())
+    if previous is not None:
+        floor = MONOTONE_FLOOR * batch.costs.mean()
+        scale = batch.costs.mean() / torch.maximum(batch.costs, floor)
+        increase = (torch.relu(relative - previous) * scale).mean()
     if config.objective == "bc":
         loss = imitation
     elif config.objective == "process":
