@@ -15,7 +15,8 @@ every evaluated maze is unseen. The fixed task has one layout by definition, so 
 "held-out" episodes replay it (greedy play is then one deterministic episode).
 
 The deep-supervision ablation is the ``trm-k3-no-ds`` / ``trm-k5-no-ds`` agents (the loss
-only on the acting cycle).
+only on the acting cycle); ``trm-k3-exp5`` / ``trm-k5-exp5`` weight the cycles
+exponentially (base 5) instead of linearly.
 
 Run: ``python -m trm_rl.benchmarks.reinforce_learning --task fixed --seed 0 --n-seeds 3``
 -> ``benchmarks/results/reinforce_fixed.json`` (rewritten after every run, so partial
@@ -69,13 +70,17 @@ TASKS: dict[str, dict[str, Any]] = {
 }
 """Env, parallel envs (= episodes per update), default budget and hyperparameters per task."""
 AGENTS: dict[str, dict[str, Any]] = {
-    "trm-k3": {"policy": "trm", "h_cycles": 3, "deep_supervision": True},
-    "trm-k5": {"policy": "trm", "h_cycles": 5, "deep_supervision": True},
-    "mlp": {"policy": "mlp", "h_cycles": 3, "deep_supervision": True},
-    "trm-k3-no-ds": {"policy": "trm", "h_cycles": 3, "deep_supervision": False},
-    "trm-k5-no-ds": {"policy": "trm", "h_cycles": 5, "deep_supervision": False},
+    "trm-k3": {"policy": "trm", "h_cycles": 3, "reinforce": {}},
+    "trm-k5": {"policy": "trm", "h_cycles": 5, "reinforce": {}},
+    "mlp": {"policy": "mlp", "h_cycles": 3, "reinforce": {}},
+    "trm-k3-no-ds": {"policy": "trm", "h_cycles": 3, "reinforce": {"deep_supervision": False}},
+    "trm-k5-no-ds": {"policy": "trm", "h_cycles": 5, "reinforce": {"deep_supervision": False}},
+    "trm-k3-exp5": {"policy": "trm", "h_cycles": 3, "reinforce": {"weighting": "exponential"}},
+    "trm-k5-exp5": {"policy": "trm", "h_cycles": 5, "reinforce": {"weighting": "exponential"}},
 }
-"""Agents; the MLP's width matches the K=3 TRM's parameter count (K does not change it)."""
+"""Agents: network, cycles and changes to the task's ``ReinforceConfig`` (deep supervision
+off, or exponential cycle weights with base 5). The MLP's width matches the K=3 TRM's
+parameter count (K does not change it)."""
 
 
 class TrainingStarts(gym.Wrapper):
@@ -116,9 +121,7 @@ def run_one(
     """Train one agent, evaluate it per cycle on held-out episodes; its results row."""
     torch.set_num_threads(1)
     spec, settings = TASKS[task], AGENTS[agent_name]
-    config = replace(
-        spec["config"], episodes=budget["episodes"], deep_supervision=settings["deep_supervision"]
-    )
+    config = replace(spec["config"], episodes=budget["episodes"], **settings["reinforce"])
     core = replace(CORE, h_cycles=settings["h_cycles"])
     seen: set[bytes] = set()
     curve: list[tuple[int, int, float]] = []
