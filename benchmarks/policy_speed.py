@@ -34,15 +34,19 @@ PROTOTYPE = {"hidden_dim": 32, "h_cycles": 3, "l_cycles": 3, "mixer": "mlp", "gr
 VARIANTS: dict[str, dict[str, Any]] = {
     "mlp-sb3": {"policy": "mlp"},
     "trm-k3": {},
-    "trm-k3-full-grad": {"policy_kwargs": {"grad_mode": "full"}},
+    "trm-k3-last-grad": {"policy_kwargs": {"grad_mode": "last"}},
+    "trm-k3-last-grad-batch-512": {
+        "policy_kwargs": {"grad_mode": "last"},
+        "algo_kwargs": {"batch_size": 512},
+    },
     "trm-k3-mlp-mixer": {"policy_kwargs": {"mixer": "mlp"}},
-    "trm-k3-10-epochs": {"algo_kwargs": {"n_epochs": 10}},
     "trm-prototype": {
         "policy_kwargs": {**PROTOTYPE, "expansion": 4.0},
         "algo_kwargs": {"n_epochs": 10, "batch_size": 256},
     },
 }
-"""Name -> ``TrainConfig`` overrides. ``trm-k3`` is the recommended TRM policy (H=3)."""
+"""Name -> ``TrainConfig`` overrides. ``trm-k3`` is the recommended TRM policy (H=3, full
+gradients, PPO batch 128); ``trm-prototype`` is the issue's first prototype."""
 
 
 class PhaseClock(BaseCallback):
