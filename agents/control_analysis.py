@@ -5,12 +5,15 @@ simulated in float64 and compared with the dataset's teacher (normally the numer
 optimum): cost per iteration, improvement per iteration, the fraction of problems whose
 cost never rises from one iteration to the next, control MSE to the teacher, the gap of
 the final plan to the teacher, and the success rate (final state within 0.1 of the
-target). :func:`plot_refinement` draws the write-up's 4-panel figure.
+target). The fraction that never rises and the final gap are also given for the same
+weights without the safeguard (every proposal accepted), the learned refinement alone.
+:func:`plot_refinement` draws the write-up's 4-panel figure.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ import numpy as np
 import torch
 
 from trm_rl.agents.control_data import ControlDataset
+from trm_rl.agents.control_model import RecursiveControlModel
 from trm_rl.agents.controller import RecursiveController
 from trm_rl.envs.dynamics import rollout, trajectory_cost
 
@@ -55,6 +59,12 @@ def refinement_metrics(controller: RecursiveController, dataset: ControlDataset)
     plans = controller.plan(dataset.states, dataset.targets, return_all=True)
     plan_seconds = time.perf_counter() - start
     costs, distances = simulate_plans(dataset.states, dataset.targets, plans)
+    unguarded = RecursiveController(
+        RecursiveControlModel(replace(controller.config, safeguard=False))
+    )
+    unguarded.model.load_state_dict(controller.model.state_dict())
+    raw_plans = unguarded.plan(dataset.states, dataset.targets, return_all=True)
+    raw_costs, _ = simulate_plans(dataset.states, dataset.targets, raw_plans)
     optimum = dataset.costs
     final = costs[-1]
     total_improvement = costs[0] - final
@@ -67,6 +77,11 @@ def refinement_metrics(controller: RecursiveController, dataset: ControlDataset)
         "mean_improvement": (costs[:-1] - costs[1:]).mean(1).tolist(),
         "control_mse": ((plans - dataset.controls) ** 2).mean((1, 2)).tolist(),
         "monotone_fraction": float(np.all(costs[1:] <= costs[:-1], axis=0).mean()),
+        "monotone_fraction_without_safeguard": float(
+            np.all(raw_costs[1:] <= raw_costs[:-1], axis=0).mean()
+        ),
+        "gap_without_safeguard": float(raw_costs[-1].mean() / optimum.mean() - 1.0),
+        "changed_per_iteration": np.any(plans[1:] != plans[:-1], axis=2).mean(1).tolist(),
         "teacher_mean_cost": float(optimum.mean()),
         "gap": float(final.mean() / optimum.mean() - 1.0),
         "gap_per_problem_mean": float((final / optimum - 1.0).mean()),

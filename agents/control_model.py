@@ -16,9 +16,14 @@ iteration, ``h_cycles`` cycles of the core: "two_level" runs the core's own recu
 "single_latent" applies the core's shared block stack ``f`` to a single latent,
 ``z = f(z + x)``, ``l_cycles + 1`` times per cycle (the same number of ``f`` calls).
 
-Between iterations, the plan (``a_k``, ``e_{k+1}``) and the latent are carried detached,
-like TRM's carry between supervision steps: each iteration is a separate step
+Between iterations, the plan (``a_k``, ``e_{k+1}``, its cost) and the latent are carried
+detached, like TRM's carry between supervision steps: each iteration is a separate step
 (:meth:`RecursiveControlModel.iterate`) that a trainer can supervise and update on its own.
+
+With ``safeguard`` (an acceptance test, as in trust-region methods), a problem keeps its
+current plan when the proposed refinement's simulated cost is higher; the latent still
+advances, so the next iteration proposes afresh. The proposals are what training
+supervises; the accepted plans are what the model answers.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from torch import Tensor, nn
 
 from trm_rl.config import TRMConfig
 from trm_rl.core import Carry, RecursiveCore
-from trm_rl.envs.dynamics import HORIZON, U_MAX, rollout
+from trm_rl.envs.dynamics import HORIZON, U_MAX, rollout, trajectory_cost
 
 MODES = ("two_level", "single_latent")
 TOKEN_MIXERS = ("mlp", "attention")
@@ -53,7 +58,7 @@ def _require_int(name: str, value: Any, low: int) -> None:
 class ControlModelConfig:
     """Shape of a :class:`RecursiveControlModel`."""
 
-    mode: str = "two_level"
+    mode: str = "single_latent"
     """"two_level": the core's z_H/z_L recursion; "single_latent": one latent updated by the
     core's shared block stack."""
     iterations: int = 6
@@ -79,6 +84,8 @@ class ControlModelConfig:
     (TRM's one-step gradient; the core's ``grad_mode="last"``)."""
     value_head: bool = False
     """Add a head predicting ``log(1 + J(u_k))`` from each iteration's latent."""
+    safeguard: bool = True
+    """Keep the current plan where a refinement's simulated cost is higher (see above)."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -89,7 +96,7 @@ class ControlModelConfig:
         _require_int("tokens", self.tokens, 1)
         if HORIZON % self.tokens:
             raise ValueError(f"tokens must divide the horizon {HORIZON}, got {self.tokens}")
-        for name in ("truncate_gradients", "value_head"):
+        for name in ("truncate_gradients", "value_head", "safeguard"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         self.core_config()
@@ -116,32 +123,38 @@ class PlanState:
     """What one iteration hands to the next (all detached).
 
     Attributes:
-        logits: ``[B, T]`` pre-activation controls ``a`` (``u = 2 tanh(a)``).
+        logits: ``[B, T]`` pre-activation controls ``a`` of the current plan (``u = 2 tanh(a)``).
         error: ``[B, T + 1, 2]`` simulated trajectory error ``s_t - s*`` of ``u``.
+        cost: ``[B]`` cost ``J(u)``.
         latent: the core's :class:`~trm_rl.core.Carry` ("two_level"), the latent
             ``[B, tokens, D]`` ("single_latent"), or ``None`` before the first iteration.
     """
 
     logits: Tensor
     error: Tensor
+    cost: Tensor
     latent: Carry | Tensor | None
 
 
 @dataclass
 class IterationOutput:
-    """One iteration's plan.
+    """One iteration's proposal and the resulting plan.
 
     Attributes:
-        controls: ``[B, T]`` controls in ``[-2, 2]``, with gradients.
+        controls: ``[B, T]`` proposed controls in ``[-2, 2]``, with gradients.
         trajectory: ``[B, T + 1, 2]`` their simulated states, with gradients (``None`` when
-            called with ``simulate=False``).
+            not simulated: ``simulate=False`` without ``safeguard``).
+        cost: ``[B]`` their cost ``J``, with gradients (``None`` when not simulated).
         value: ``[B]`` predicted ``log(1 + J)``, or ``None`` without a value head.
-        state: the detached carry for the next iteration.
+        accepted: ``[B]`` bool, where the proposal became the plan.
+        state: the detached carry for the next iteration (the plan after this iteration).
     """
 
     controls: Tensor
     trajectory: Tensor | None
+    cost: Tensor | None
     value: Tensor | None
+    accepted: Tensor
     state: PlanState
 
 
@@ -150,15 +163,19 @@ class ControlOutput:
     """Every iteration of one forward call.
 
     Attributes:
-        controls: ``[K + 1, B, T]`` controls ``u_0 .. u_K`` in ``[-2, 2]``.
-        trajectories: ``[K + 1, B, T + 1, 2]`` their simulated states, or ``None`` when
-            the forward call was made with ``simulate=False``.
-        values: ``[K + 1, B]`` predicted ``log(1 + J(u_k))``, or ``None`` without a value head.
+        controls: ``[K + 1, B, T]`` the plans ``u_0 .. u_K`` after each iteration, in
+            ``[-2, 2]``.
+        trajectories: ``[K + 1, B, T + 1, 2]`` their simulated states (detached), or
+            ``None`` when the forward call was made with ``simulate=False``.
+        values: ``[K + 1, B]`` predicted ``log(1 + J)`` of each proposal, or ``None``
+            without a value head.
+        accepted: ``[K + 1, B]`` bool, where each iteration's proposal was accepted.
     """
 
     controls: Tensor
     trajectories: Tensor | None
     values: Tensor | None
+    accepted: Tensor
 
 
 class RecursiveControlModel(nn.Module):
@@ -221,44 +238,62 @@ class RecursiveControlModel(nn.Module):
             )
         logits = states.new_zeros(states.shape[0], HORIZON)
         with torch.no_grad():
-            error = rollout(states, logits) - targets.unsqueeze(1)
-        return targets, PlanState(logits, error, None)
+            trajectory = rollout(states, logits)
+            cost = trajectory_cost(trajectory, logits, targets)
+        return targets, PlanState(logits, trajectory - targets.unsqueeze(1), cost, None)
 
     def iterate(
         self, states: Tensor, targets: Tensor, state: PlanState, simulate: bool = True
     ) -> IterationOutput:
         """One refinement iteration from the carry ``state`` (``targets`` as from
-        :meth:`start`); ``simulate=False`` skips the rollout of the new controls."""
+        :meth:`start`). ``simulate=False`` skips the rollout of the proposal where the
+        safeguard does not need it (the next state's error and cost are then stale)."""
         batch = states.shape[0]
         x = self._tokens(states, targets, state)
         z, latent = self._reason(x, state.latent)
         logits = state.logits + self.decoder(z).reshape(batch, HORIZON)
         controls = U_MAX * torch.tanh(logits)
         value = None if self.value is None else self.value(z.mean(1)).squeeze(1)
-        trajectory = rollout(states, controls) if simulate else None
-        error = state.error if trajectory is None else trajectory.detach() - targets.unsqueeze(1)
-        return IterationOutput(
-            controls, trajectory, value, PlanState(logits.detach(), error, latent)
+        accepted = torch.ones(batch, dtype=torch.bool, device=states.device)
+        if not (simulate or self.config.safeguard):
+            plan = PlanState(logits.detach(), state.error, state.cost, latent)
+            return IterationOutput(controls, None, None, value, accepted, plan)
+        trajectory = rollout(states, controls)
+        cost = trajectory_cost(trajectory, controls, targets)
+        if self.config.safeguard:
+            accepted = cost.detach() <= state.cost
+        keep = accepted.unsqueeze(1)
+        plan = PlanState(
+            logits=torch.where(keep, logits.detach(), state.logits),
+            error=torch.where(
+                keep.unsqueeze(2), trajectory.detach() - targets.unsqueeze(1), state.error
+            ),
+            cost=torch.where(accepted, cost.detach(), state.cost),
+            latent=latent,
         )
+        return IterationOutput(controls, trajectory, cost, value, accepted, plan)
 
     def forward(
         self, states: Tensor, targets: Tensor | None = None, simulate: bool = True
     ) -> ControlOutput:
         """Plan for ``states [B, 2]`` towards ``targets [B, 2]`` (``None``: the origin).
 
-        With ``simulate=False`` the final controls are not simulated (planning needs only
-        the controls) and ``trajectories`` is ``None``.
+        With ``simulate=False`` the final plan is not simulated unless the safeguard needs
+        it (planning needs only the controls) and ``trajectories`` is ``None``.
         """
         targets, state = self.start(states, targets)
-        outputs = []
+        plans, trajectories, values, accepted = [], [], [], []
         for iteration in range(self.config.iterations + 1):
             last = iteration == self.config.iterations
             output = self.iterate(states, targets, state, simulate=simulate or not last)
-            outputs.append(output)
             state = output.state
-        values = [output.value for output in outputs]
+            plans.append(U_MAX * torch.tanh(state.logits))
+            trajectories.append(state.error + targets.unsqueeze(1))
+            values.append(output.value)
+            accepted.append(output.accepted)
         return ControlOutput(
-            controls=torch.stack([output.controls for output in outputs]),
-            trajectories=torch.stack([o.trajectory for o in outputs]) if simulate else None,
+            controls=torch.stack(plans),
+            trajectories=torch.stack(trajectories) if simulate else None,
             values=None if self.value is None else torch.stack(values),
+            accepted=torch.stack(accepted),
         )

@@ -11,13 +11,13 @@ benchmark reports, whereas per-problem ratios would let problems near the target
 
 - ``"bc"`` (behaviour cloning): ``MSE(u_k, u*)``.
 - ``"process"`` (the write-up's process supervision): ``MSE(u_k, u*) - lambda (J_{k-1} -
-  J_k) / J*``, rewarding the cost improvement over the previous iteration (detached; none
-  for ``k = 0``).
-- ``"cost"`` (direct cost objective): ``J_k / J* + monotone_weight relu(J_k - J_{k-1}) /
-  J*_i + teacher_weight MSE(u_k, u*)``, the last an optional warm-start term. It can beat
-  its teacher. The monotonicity penalty divides by each problem's own teacher cost
-  ``J*_i`` (floored at ``MONOTONE_FLOOR`` of the mean), as the benchmark counts every
-  problem whose cost rises, however cheap the problem.
+  J_k) / J*``, rewarding the cost improvement.
+- ``"cost"`` (direct cost objective): ``J_k / J* + monotone_weight relu(J_k - J_{k-1}) / J*
+  + teacher_weight MSE(u_k, u*)``, the last an optional warm-start term. It can beat its
+  teacher.
+
+``J_{k-1}`` (detached) is the cost of the plan that iteration ``k`` refines: the last
+accepted plan with the model's safeguard, the zero plan for ``k = 0``.
 
 With a value head, ``value_weight * MSE(value_k, log(1 + J_k))`` is added. AdamW with
 linear warm-up and cosine decay, gradient-norm clipping, and an exponential moving average
@@ -40,16 +40,17 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from trm_rl.agents.control_data import ControlDataset
-from trm_rl.agents.control_model import ControlModelConfig, RecursiveControlModel
+from trm_rl.agents.control_model import (
+    ControlModelConfig,
+    IterationOutput,
+    RecursiveControlModel,
+)
 from trm_rl.agents.controller import RecursiveController
 from trm_rl.envs.dynamics import trajectory_cost
 
 OBJECTIVES = ("bc", "process", "cost")
 SUCCESS_TOLERANCE = 0.1
 """A plan succeeds when its final state is within this distance of the target."""
-MONOTONE_FLOOR = 0.1
-"""The monotonicity penalty divides each problem's cost increase by its own teacher cost,
-floored at this fraction of the minibatch's mean teacher cost."""
 
 
 def _check_number(name: str, value: Any, low: float, high: float = math.inf) -> None:
@@ -151,44 +152,43 @@ class Batch:
 def iteration_loss(
     config: ControlTrainConfig,
     batch: Batch,
-    controls: Tensor,
-    trajectory: Tensor,
-    value: Tensor | None,
-    previous: Tensor | None,
-) -> tuple[Tensor, Tensor, dict[str, float]]:
-    """Loss of one iteration's plan (see the module docstring).
+    output: IterationOutput,
+    previous: Tensor,
+) -> tuple[Tensor, dict[str, float]]:
+    """Loss of one iteration's proposal (see the module docstring).
 
     Args:
         batch: the problems and their teacher.
-        controls: ``[B, T]``; trajectory: ``[B, T + 1, 2]``; value: ``[B]`` or ``None``.
-        previous: ``[B]`` the previous iteration's scaled costs, or ``None`` for ``k = 0``.
+        output: the iteration's proposal (controls, cost, value, with gradients).
+        previous: ``[B]`` cost of the plan it refines (detached).
 
     Returns:
-        (loss, ``[B]`` detached scaled costs ``J_k / J*``, logged parts).
+        (loss, logged parts).
     """
-    costs = trajectory_cost(trajectory, controls, batch.targets)
-    relative = costs / batch.costs.mean()
-    imitation = (controls - batch.controls).square().mean()
-    change = torch.zeros(()) if previous is None else (relative - previous).mean()
-    increase = torch.zeros(())
-    if previous is not None:
-        floor = MONOTONE_FLOOR * batch.costs.mean()
-        scale = batch.costs.mean() / torch.maximum(batch.costs, floor)
-        increase = (torch.relu(relative - previous) * scale).mean()
+    scale = batch.costs.mean()
+    relative = output.cost / scale
+    change = relative - previous / scale
+    imitation = (output.controls - batch.controls).square().mean()
     if config.objective == "bc":
         loss = imitation
     elif config.objective == "process":
-        loss = imitation + config.process_weight * change
+        loss = imitation + config.process_weight * change.mean()
     else:
         loss = (
-            relative.mean() + config.monotone_weight * increase + config.teacher_weight * imitation
+            relative.mean()
+            + config.monotone_weight * torch.relu(change).mean()
+            + config.teacher_weight * imitation
         )
-    parts = {"relative_cost": relative.mean().item(), "imitation": imitation.item()}
-    if value is not None:
-        value_loss = (value - torch.log1p(costs.detach())).square().mean()
+    parts = {
+        "relative_cost": relative.mean().item(),
+        "imitation": imitation.item(),
+        "accepted": output.accepted.float().mean().item(),
+    }
+    if output.value is not None:
+        value_loss = (output.value - torch.log1p(output.cost.detach())).square().mean()
         loss = loss + config.value_weight * value_loss
         parts["value_loss"] = value_loss.item()
-    return loss, relative.detach(), parts
+    return loss, parts
 
 
 def evaluate(model: RecursiveControlModel, problems: Batch) -> dict[str, float]:
@@ -247,12 +247,9 @@ def train(model_config: ControlModelConfig, config: ControlTrainConfig) -> Recur
     for step in bar:
         batch = data[torch.randint(len(data.states), (config.batch_size,), generator=generator)]
         targets, state = model.start(batch.states, batch.targets)
-        previous = None
         for k in range(iterations):
             output = model.iterate(batch.states, targets, state)
-            loss, previous, parts = iteration_loss(
-                config, batch, output.controls, output.trajectory, output.value, previous
-            )
+            loss, parts = iteration_loss(config, batch, output, state.cost)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)

@@ -110,9 +110,9 @@ def test_dataset_round_trip_and_determinism(datasets, tmp_path):
 @pytest.mark.parametrize(
     "config",
     [
-        ControlModelConfig(**TINY),
-        ControlModelConfig(**TINY, mode="single_latent", value_head=True),
-        ControlModelConfig(**TINY, tokens=4, mixer="mlp"),
+        ControlModelConfig(**TINY, mode="two_level", safeguard=False),
+        ControlModelConfig(**TINY, value_head=True, safeguard=False),
+        ControlModelConfig(**TINY, tokens=4, mixer="mlp", safeguard=False),
     ],
     ids=["two_level", "single_latent", "tokens"],
 )
@@ -129,6 +129,26 @@ def test_plan_shapes_bounds_and_load_round_trip(config, tmp_path):
     loaded = RecursiveController.load(controller.save(tmp_path / "model"))
     np.testing.assert_array_equal(loaded.plan(states, np.zeros((5, 2))), every[-1])
     assert loaded.config == config
+
+
+def test_safeguard_keeps_the_plan_when_a_refinement_costs_more():
+    torch.manual_seed(0)
+    guarded = RecursiveControlModel(ControlModelConfig(**{**TINY, "iterations": 4}))
+    torch.nn.init.normal_(guarded.decoder.weight, std=1.0)
+    unguarded = RecursiveControlModel(
+        ControlModelConfig(**{**TINY, "iterations": 4}, safeguard=False)
+    )
+    unguarded.load_state_dict(guarded.state_dict())
+    states = np.random.default_rng(4).uniform(-2, 2, (32, 2))
+
+    def costs(model):
+        plans = RecursiveController(model).plan(states, return_all=True)
+        return problem_costs(np.tile(states, (5, 1)), plans.reshape(-1, 100)).reshape(5, 32)
+
+    raw, safe = costs(unguarded), costs(guarded)
+    assert (raw[1:] > raw[:-1]).any()
+    assert (safe[1:] <= safe[:-1] * (1 + 1e-6)).all()
+    assert safe[-1].mean() < raw[-1].mean()
 
 
 @pytest.mark.parametrize(
