@@ -4,6 +4,22 @@
 arguments override single entries. Envs not in the table get :data:`DEFAULT_RECIPE`.
 The TRM entries are ``TRMPolicy`` keyword arguments; the MLP entries are ``MlpPolicy``
 keyword arguments (the parameter-matched baseline of the benchmarks sets its own widths).
+
+Evidence for the maze entries (``TRM-Maze-v0``, one seed each, PPO 16 envs x 128 steps, held-out
+success after 300k steps; ``benchmarks/results/policy_learning_TRM-Maze-v0*.json``):
+
+=======================================  ========
+TRM (conv mixer, agent-cell readout)     success
+=======================================  ========
+``grad_mode="last"``, batch 512           67.7%
+``grad_mode="last"``, batch 128           95.7%
+``grad_mode="full"``, batch 512           98.7%
+``grad_mode="full"``, batch 128 (table)   98.8%, 99.0% (seeds 0, 1)
+=======================================  ========
+
+Full gradients cost ~1.3x the CPU time of ``"last"`` per PPO step on 7x7 mazes but need
+about half the samples; batch 128 gives 4x more gradient steps per rollout at the same
+cost per sample.
 """
 
 from __future__ import annotations
