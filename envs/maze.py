@@ -17,6 +17,7 @@ from trm_rl.envs.maze_layouts import (
     shortest_path,
     validate_maze,
 )
+from trm_rl.envs.options import checked_options
 
 __all__ = ["ORIGINAL_5X5_LAYOUT", "MazeEnv"]
 
@@ -173,12 +174,8 @@ class MazeEnv(gym.Env[np.ndarray, np.int64]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        if options is not None and not isinstance(options, dict):
-            raise TypeError(f"options must be a dict or None, got {type(options).__name__}")
-        unknown = set(options or {}) - {"maze"}
-        if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; allowed: 'maze'")
-        if options and "maze" in options:
+        options = checked_options(options, ("maze",))
+        if "maze" in options:
             grid, start, goal, path = validate_maze(options["maze"], self.size)
         elif self._layout is not None:
             grid, start, goal, path = self._layout

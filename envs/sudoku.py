@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from trm_rl.envs.options import checked_options
 from trm_rl.envs.sudoku_puzzles import (
     GRID_BITS,
     MAX_BLANKS,
@@ -195,12 +196,8 @@ class SudokuEnv(gym.Env[np.ndarray, np.int64]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        if options is not None and not isinstance(options, dict):
-            raise TypeError(f"options must be a dict or None, got {type(options).__name__}")
-        unknown = set(options or {}) - {"puzzle"}
-        if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; allowed: 'puzzle'")
-        if options and "puzzle" in options:
+        options = checked_options(options, ("puzzle",))
+        if "puzzle" in options:
             grid = validate_puzzle(options["puzzle"])
             if not (grid == 0).any():
                 raise ValueError("puzzle has no blank (0) cell: there is nothing to play")

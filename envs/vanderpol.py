@@ -22,6 +22,7 @@ from trm_rl.envs.dynamics import (
     cost_matrix,
     rk4_step,
 )
+from trm_rl.envs.options import checked_options
 
 START_RANGE = 2.0
 """Initial states are drawn uniformly from ``[-START_RANGE, START_RANGE]^2``."""
@@ -233,12 +234,7 @@ class VanDerPolEnv(gym.Env[np.ndarray, np.ndarray]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        options = {} if options is None else options
-        if not isinstance(options, dict):
-            raise TypeError(f"options must be a dict or None, got {type(options).__name__}")
-        unknown = set(options) - set(OPTION_KEYS)
-        if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; allowed: {OPTION_KEYS}")
+        options = checked_options(options, OPTION_KEYS)
         if "state" in options:
             self._x, self._v = _point("state", options["state"], STATE_LIMIT)
         else:
