@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from trm_rl.config import TRMConfig
+from trm_rl.config import TRMConfig, require_int
 from trm_rl.core import Carry, RecursiveCore
 from trm_rl.envs.dynamics import HORIZON, U_MAX, rollout, trajectory_cost
 
@@ -45,13 +45,6 @@ ERROR_SCALE = 2.0
 TERMINAL_SCALE = 0.1
 """The final state's error is also given to every token divided by this (the success
 radius), so that the small terminal errors left in late iterations stand out."""
-
-
-def _require_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {low}, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -92,8 +85,8 @@ class ControlModelConfig:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.mixer not in TOKEN_MIXERS:
             raise ValueError(f"mixer must be one of {TOKEN_MIXERS}, got {self.mixer!r}")
-        _require_int("iterations", self.iterations, 0)
-        _require_int("tokens", self.tokens, 1)
+        require_int("iterations", self.iterations, 0)
+        require_int("tokens", self.tokens, 1)
         if HORIZON % self.tokens:
             raise ValueError(f"tokens must divide the horizon {HORIZON}, got {self.tokens}")
         for name in ("truncate_gradients", "value_head", "safeguard"):

@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from trm_rl.config import require_choice, require_int
+
 BASELINES = ("value", "mean")
 WEIGHTINGS = ("linear", "exponential")
 
@@ -17,20 +19,6 @@ def _require_number(name: str, value: Any, low: float, high: float, closed: bool
         raise TypeError(f"{name} must be a number in {bounds}, got {value!r}")
     if not (low <= value <= high if closed else low < value <= high):
         raise ValueError(f"{name} must be in {bounds}, got {value}")
-
-
-def _require_int(name: str, value: Any, low: int, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {low}, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-
-
-def _require_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -83,20 +71,20 @@ class ReinforceConfig:
     """Torch device: "auto" (CUDA when available, as SB3), "cpu", "cuda", "cuda:1", ..."""
 
     def __post_init__(self) -> None:
-        _require_int("episodes", self.episodes, 1, allow_none=True)
+        require_int("episodes", self.episodes, 1, allow_none=True)
         _require_number("gamma", self.gamma, 0.0, 1.0)
         _require_number("learning_rate", self.learning_rate, 0.0, 1.0, closed=False)
-        _require_int("warmup_updates", self.warmup_updates, 1)
+        require_int("warmup_updates", self.warmup_updates, 1)
         _require_number("max_grad_norm", self.max_grad_norm, 0.0, float("inf"), closed=False)
         _require_number("ent_coef", self.ent_coef, 0.0, float("inf"))
-        _require_choice("baseline", self.baseline, BASELINES)
+        require_choice("baseline", self.baseline, BASELINES)
         _require_number("baseline_momentum", self.baseline_momentum, 0.0, 1.0)
-        _require_choice("weighting", self.weighting, WEIGHTINGS)
+        require_choice("weighting", self.weighting, WEIGHTINGS)
         _require_number("weight_base", self.weight_base, 0.0, float("inf"), closed=False)
         _require_number("improvement_scale", self.improvement_scale, 0.0, float("inf"))
-        _require_int("curriculum_start", self.curriculum_start, 1)
-        _require_int("curriculum_updates", self.curriculum_updates, 0)
-        _require_int("checkpoint_every", self.checkpoint_every, 1)
+        require_int("curriculum_start", self.curriculum_start, 1)
+        require_int("curriculum_updates", self.curriculum_updates, 0)
+        require_int("checkpoint_every", self.checkpoint_every, 1)
         for name in ("normalize_advantages", "deep_supervision"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
@@ -134,7 +122,7 @@ class ReinforceConfig:
         it, independent of the number of cycles; the original's unnormalised ``1 + 0.1 k``
         differs from it by a constant factor only.
         """
-        _require_int("n_cycles", n_cycles, 1)
+        require_int("n_cycles", n_cycles, 1)
         k = torch.arange(n_cycles, dtype=torch.float64)
         if not self.deep_supervision:
             weights = (k == n_cycles - 1).double()

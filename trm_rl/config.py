@@ -9,14 +9,18 @@ MIXERS = ("mlp", "attention", "conv", "none")
 GRAD_MODES = ("full", "last")
 
 
-def _require_int(name: str, value: Any, low: int) -> None:
+def require_int(name: str, value: Any, low: int, allow_none: bool = False) -> None:
+    """Raise naming ``name`` unless ``value`` is an int >= ``low`` (or None if allowed)."""
+    if value is None and allow_none:
+        return
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int >= {low}, got {value!r} ({type(value).__name__})")
     if value < low:
         raise ValueError(f"{name} must be >= {low}, got {value}")
 
 
-def _require_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+def require_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
@@ -58,14 +62,14 @@ class TRMConfig:
     """Learn the initial z_H and z_L (else fixed random buffers, as TRM)."""
 
     def __post_init__(self) -> None:
-        _require_int("hidden_dim", self.hidden_dim, 1)
-        _require_int("n_layers", self.n_layers, 1)
-        _require_int("h_cycles", self.h_cycles, 1)
-        _require_int("l_cycles", self.l_cycles, 1)
-        _require_int("n_heads", self.n_heads, 1)
-        _require_int("halt_max_steps", self.halt_max_steps, 1)
-        _require_choice("mixer", self.mixer, MIXERS)
-        _require_choice("grad_mode", self.grad_mode, GRAD_MODES)
+        require_int("hidden_dim", self.hidden_dim, 1)
+        require_int("n_layers", self.n_layers, 1)
+        require_int("h_cycles", self.h_cycles, 1)
+        require_int("l_cycles", self.l_cycles, 1)
+        require_int("n_heads", self.n_heads, 1)
+        require_int("halt_max_steps", self.halt_max_steps, 1)
+        require_choice("mixer", self.mixer, MIXERS)
+        require_choice("grad_mode", self.grad_mode, GRAD_MODES)
         if isinstance(self.expansion, bool) or not isinstance(self.expansion, int | float):
             raise TypeError(f"expansion must be a number > 0, got {self.expansion!r}")
         if not self.expansion > 0:
