@@ -28,8 +28,8 @@ from trm_rl.agents.evaluation import EvaluationResult, evaluate
 from trm_rl.agents.loading import SB3Agent, load_agent
 from trm_rl.agents.network import parameter_count
 from trm_rl.agents.training import TrainConfig, make_env, make_model
+from trm_rl.benchmarks.held_out import HeldOutCurve, TrainingStarts, fingerprint
 from trm_rl.benchmarks.jobs import LEARNERS, Job, read_jobs
-from trm_rl.benchmarks.policy_learning import HeldOutCurve, TrainingStarts, fingerprint
 from trm_rl.benchmarks.references import reference_agent
 
 EVAL_SEED = 0

@@ -1,0 +1,69 @@
+"""Held-out evaluation during SB3 training, shared by the learning benchmarks and
+``trm-rl bench``: which layouts/puzzles training saw, and a learning curve on the others."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+
+def fingerprint(obs: np.ndarray) -> bytes:
+    """A hash of one observation (identifies a layout/puzzle by its first observation)."""
+    return hashlib.blake2b(np.ascontiguousarray(obs).tobytes(), digest_size=16).digest()
+
+
+class TrainingStarts(VecEnvWrapper):
+    """Records the fingerprint of every training episode's first observation."""
+
+    def __init__(self, venv: VecEnv) -> None:
+        super().__init__(venv)
+        self.seen: set[bytes] = set()
+
+    def reset(self) -> np.ndarray:
+        obs = self.venv.reset()
+        self.seen.update(fingerprint(o) for o in obs)
+        return obs
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self.seen.update(fingerprint(obs[i]) for i in np.flatnonzero(dones))
+        return obs, rewards, dones, infos
+
+
+class HeldOutCurve(BaseCallback):
+    """Evaluates on held-out episodes every ``every`` steps; keeps the training wall time
+    (evaluation excluded) for the steps/s figure."""
+
+    def __init__(self, every: int, evaluate_now, label: str) -> None:
+        super().__init__()
+        self.every = every
+        self.label = label
+        self.evaluate_now = evaluate_now
+        self.points: list[dict[str, Any]] = []
+        self.train_seconds = 0.0
+
+    def _on_training_start(self) -> None:
+        self._next = self.every
+        self._clock = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self.train_seconds += time.perf_counter() - self._clock
+            point = {"timesteps": self.num_timesteps, **self.evaluate_now()}
+            self.points.append(point)
+            print(
+                f"{self.label} @ {self.num_timesteps}: success {point['success_rate']:.3f}, "
+                f"path ratio {point['path_ratio']}",
+                flush=True,
+            )
+            self._next += self.every
+            self._clock = time.perf_counter()
+        return True
+
+    def _on_training_end(self) -> None:
+        self.train_seconds += time.perf_counter() - self._clock
