@@ -93,16 +93,24 @@ class MLPPolicyNet(nn.Module):
 
 
 def matched_mlp_width(observation_space: spaces.Space, n_actions: int, n_params: int) -> int:
-    """Hidden width of :class:`MLPPolicyNet` whose parameter count is closest to ``n_params``.
+    """Smallest hidden width of :class:`MLPPolicyNet` with at least ``n_params`` parameters
+    (the rule of the SB3 baselines, :func:`trm_rl.agents.training.matched_mlp_config`).
 
-    The count is ``h^2 + (n_in + n_actions + 2) h + n_actions``; we solve for ``h`` and
-    round to the better neighbour.
+    The count is ``h^2 + (n_in + n_actions + 2) h + n_actions``; we solve for ``h``.
     """
     n_in = get_flattened_obs_dim(observation_space)
     b = n_in + n_actions + 2
+
+    def count(width: int) -> int:
+        return width * width + b * width + n_actions
+
     root = (-b + math.sqrt(b * b + 4 * max(n_params - n_actions, 0))) / 2
-    candidates = {max(1, math.floor(root)), max(1, math.ceil(root))}
-    return min(candidates, key=lambda h: (abs(h * h + b * h + n_actions - n_params), h))
+    width = max(1, math.ceil(root))
+    while width > 1 and count(width - 1) >= n_params:
+        width -= 1
+    while count(width) < n_params:
+        width += 1
+    return width
 
 
 def build_policy(

@@ -8,7 +8,7 @@ unless told otherwise, TensorBoard logs under ``tb/``.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +17,14 @@ from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
 import trm_rl.envs  # noqa: F401  (registers the TRM-* ids)
 from trm_rl.agents.callbacks import TRMDiagnosticsCallback
 from trm_rl.agents.hyperparams import ALGOS, recipe
+from trm_rl.agents.network import parameter_count
 from trm_rl.agents.policy import MaskableTRMPolicy, TRMPolicy
 
 POLICIES = ("trm", "mlp")
@@ -163,6 +165,34 @@ def make_model(
     )
 
 
+def matched_mlp_config(config: TrainConfig) -> TrainConfig:
+    """The MLP baseline of a TRM run: ``config`` with SB3's MlpPolicy and
+    ``net_arch=dict(pi=[h, h], vf=[h, h])``, ``h`` the smallest width whose policy has at
+    least as many parameters as the TRM policy of ``config``."""
+    trm = replace(config, policy="trm", n_envs=1)
+    env = make_env(trm)
+    target = parameter_count(make_model(trm, env).policy)
+
+    def candidate(width: int) -> TrainConfig:
+        arch = {"net_arch": {"pi": [width, width], "vf": [width, width]}}
+        return replace(config, policy="mlp", policy_kwargs=arch)
+
+    def count(width: int) -> int:
+        kwargs = candidate(width).resolved_policy_kwargs()
+        space_args = (env.observation_space, env.action_space, lambda _: 0.0)
+        return parameter_count(ActorCriticPolicy(*space_args, **kwargs))
+
+    low, high = 1, 1024
+    if count(high) < target:
+        env.close()
+        raise ValueError(f"no MLP width up to {high} reaches the TRM's {target} parameters")
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (middle + 1, high) if count(middle) < target else (low, middle)
+    env.close()
+    return candidate(low)
+
+
 def trm_settings(model: BaseAlgorithm) -> dict[str, Any] | None:
     """The TRMConfig fields of a model's TRM policy, or ``None`` for other policies."""
     trm_config = getattr(model.policy, "trm_config", None)
@@ -239,6 +269,7 @@ __all__ = [
     "config_record",
     "make_env",
     "make_model",
+    "matched_mlp_config",
     "train",
     "with_schedules",
 ]

@@ -25,42 +25,28 @@ import torch
 from trm_rl.agents.evaluation import evaluate
 from trm_rl.agents.loading import SB3Agent
 from trm_rl.agents.network import parameter_count
-from trm_rl.agents.training import TrainConfig, make_env, make_model
+from trm_rl.agents.training import TrainConfig, make_env, make_model, matched_mlp_config
 from trm_rl.benchmarks.held_out import HeldOutCurve, TrainingStarts, fingerprint
 from trm_rl.benchmarks.stats import summarize
 
 RESULTS = Path(__file__).resolve().parent / "results"
 POLICIES = ("trm", "mlp", "mlp-sb3")
-"""``trm``: TRMPolicy; ``mlp``: MlpPolicy with two hidden layers per head, widths chosen to
-match the TRM policy's parameter count; ``mlp-sb3``: SB3's default MlpPolicy (64, 64)."""
-
-
-def matched_mlp_width(config: TrainConfig, target: int) -> int:
-    """Hidden width ``h`` of ``net_arch=dict(pi=[h, h], vf=[h, h])`` whose MlpPolicy
-    parameter count is closest to ``target``."""
-
-    def count(width: int) -> int:
-        arch = {"net_arch": {"pi": [width, width], "vf": [width, width]}}
-        probe = TrainConfig(**{**_fields(config), "policy": "mlp", "policy_kwargs": arch})
-        return parameter_count(make_model(probe).policy)
-
-    return min(range(4, 257, 2), key=lambda width: abs(count(width) - target))
+"""``trm``: TRMPolicy; ``mlp``: MlpPolicy with two hidden layers per head, the smallest width
+with at least the TRM policy's parameter count (:func:`matched_mlp_config`); ``mlp-sb3``: SB3's
+default MlpPolicy (64, 64)."""
 
 
 def _fields(config: TrainConfig) -> dict[str, Any]:
     return {name: getattr(config, name) for name in config.__dataclass_fields__}
 
 
-def run_one(
-    base: TrainConfig, policy: str, seed: int, args: argparse.Namespace, mlp_width: int
-) -> dict[str, Any]:
+def run_one(base: TrainConfig, policy: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """Train one agent with the held-out curve; return its results row."""
     fields = {**_fields(base), "seed": seed}
     if policy == "trm":
         config = TrainConfig(**fields)
     elif policy == "mlp":
-        arch = {"net_arch": {"pi": [mlp_width] * 2, "vf": [mlp_width] * 2}}
-        config = TrainConfig(**{**fields, "policy": "mlp", "policy_kwargs": arch})
+        config = matched_mlp_config(TrainConfig(**fields))
     else:
         config = TrainConfig(**{**fields, "policy": "mlp", "policy_kwargs": {}})
     env = TrainingStarts(make_env(config))
@@ -149,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     name = args.env.removeprefix("trm_rl:") + (f"_{args.tag}" if args.tag else "")
     out = args.out or RESULTS / f"policy_learning_{name}.json"
     trm_params = parameter_count(make_model(base).policy)
-    width = matched_mlp_width(base, trm_params) if "mlp" in args.policies else 0
+    mlp_arch = None
+    if "mlp" in args.policies:
+        mlp_arch = matched_mlp_config(base).policy_kwargs["net_arch"]
     meta = {
         "env": args.env,
         "env_kwargs": args.env_kwargs,
@@ -160,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         "algo_kwargs": base.resolved_algo_kwargs(),
         "trm_policy_kwargs": base.resolved_policy_kwargs(),
         "trm_params": trm_params,
-        "mlp_width": width,
+        "mlp_net_arch": mlp_arch,
         "eval": {"episodes": args.eval_episodes, "seed": args.eval_seed, "deterministic": True},
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
@@ -170,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     for seed in meta["seeds"]:
         for policy in args.policies:
-            rows.append(run_one(base, policy, seed, args, width))
+            rows.append(run_one(base, policy, seed, args))
             out.parent.mkdir(parents=True, exist_ok=True)
             report = {"meta": meta, "summary": summary(rows), "runs": rows}
             out.write_text(json.dumps(report, indent=2, default=str) + "\n")

@@ -27,7 +27,7 @@ import torch
 from trm_rl.agents.evaluation import EvaluationResult, evaluate
 from trm_rl.agents.loading import SB3Agent, load_agent
 from trm_rl.agents.network import parameter_count
-from trm_rl.agents.training import TrainConfig, make_env, make_model
+from trm_rl.agents.training import TrainConfig, make_env, make_model, matched_mlp_config
 from trm_rl.benchmarks.held_out import HeldOutCurve, TrainingStarts, fingerprint
 from trm_rl.benchmarks.jobs import LEARNERS, Job, read_jobs
 from trm_rl.benchmarks.references import reference_agent
@@ -62,29 +62,12 @@ def run_reference(job: Job) -> dict[str, Any]:
     return _row(job, result, params=0, steps_per_s=None, train_seconds=0.0, curve=None)
 
 
-def mlp_width_at_least(config: TrainConfig, target: int) -> int:
-    """Smallest hidden width ``h`` of ``net_arch=dict(pi=[h, h], vf=[h, h])`` whose
-    MlpPolicy has at least ``target`` parameters."""
-    fields = {name: getattr(config, name) for name in config.__dataclass_fields__}
-    for width in range(4, 1025, 2):
-        arch = {"net_arch": {"pi": [width, width], "vf": [width, width]}}
-        probe = TrainConfig(**{**fields, "policy": "mlp", "policy_kwargs": arch})
-        if parameter_count(make_model(probe).policy) >= target:
-            return width
-    raise ValueError(f"no MLP width up to 1024 reaches {target} parameters")
-
-
 def run_sb3(job: Job, out_dir: Path | None) -> dict[str, Any]:
     """Train a PPO/MaskablePPO learner with a held-out learning curve, then evaluate it."""
     h_cycles = LEARNERS[job.agent]
     trm_config = TrainConfig(job.env_id, job.algo, "trm", job.timesteps, job.seed)
     if h_cycles is None:
-        trm_params = parameter_count(make_model(trm_config).policy)
-        width = mlp_width_at_least(trm_config, trm_params)
-        arch = {"net_arch": {"pi": [width, width], "vf": [width, width]}}
-        config = TrainConfig(
-            job.env_id, job.algo, "mlp", job.timesteps, job.seed, policy_kwargs=arch
-        )
+        config = matched_mlp_config(trm_config)
     else:
         config = TrainConfig(
             job.env_id,

@@ -222,12 +222,14 @@ def test_save_load_round_trip(tmp_path, policy):
     assert single.shape == () and single == after[0]
 
 
-def test_mlp_baseline_matches_the_trm_parameter_count():
+def test_mlp_baseline_is_the_smallest_at_least_as_large_as_the_trm():
     space = spaces.Box(0, 1, (3, 5, 5), np.float32)
     config = TRMConfig(hidden_dim=32, n_layers=1, h_cycles=3, l_cycles=2, mixer="conv")
     trm = parameter_count(build_policy(space, spaces.Discrete(4), "trm", config))
-    mlp = parameter_count(build_policy(space, spaces.Discrete(4), "mlp", config))
-    assert abs(mlp - trm) / trm < 0.05
+    mlp_net = build_policy(space, spaces.Discrete(4), "mlp", config)
+    width = mlp_net.action_head.in_features
+    narrower = build_policy(space, spaces.Discrete(4), "mlp", None, mlp_hidden=width - 1)
+    assert parameter_count(narrower) < trm <= parameter_count(mlp_net)
 
 
 def test_predict_from_a_chosen_cycle():

@@ -11,7 +11,13 @@ from trm_rl import load_agent
 from trm_rl.agents.evaluation import EVAL_SEED_OFFSET, evaluate, evaluation_seed
 from trm_rl.agents.hyperparams import DEFAULT_RECIPE, RECIPES, Recipe, recipe
 from trm_rl.agents.loading import SB3Agent
-from trm_rl.agents.training import TrainConfig, make_model, with_schedules
+from trm_rl.agents.network import parameter_count
+from trm_rl.agents.training import (
+    TrainConfig,
+    make_model,
+    matched_mlp_config,
+    with_schedules,
+)
 from trm_rl.cli import main
 
 TINY_FLAGS = ["--hidden-dim", "8", "--h-cycles", "2", "--l-cycles", "1", "--no-progress"]
@@ -210,3 +216,15 @@ def test_linear_schedules_from_strings():
     for bad in ("lin_x", "exp_0.1", "lin_-1"):
         with pytest.raises(ValueError, match="learning_rate"):
             with_schedules({"learning_rate": bad})
+
+
+@pytest.mark.parametrize("env_id", ["TRM-Maze-v0", "TRM-Sudoku-v0"])
+def test_matched_mlp_is_the_narrowest_with_at_least_the_trm_parameters(env_id):
+    trm = parameter_count(make_model(TrainConfig(env_id, n_envs=1)).policy)
+    mlp = matched_mlp_config(TrainConfig(env_id, n_envs=1))
+    width = mlp.policy_kwargs["net_arch"]["pi"][0]
+    narrower = {"net_arch": {"pi": [width - 1] * 2, "vf": [width - 1] * 2}}
+    narrower_config = TrainConfig(env_id, policy="mlp", n_envs=1, policy_kwargs=narrower)
+    assert mlp.policy == "mlp" and mlp.env_id == env_id
+    assert parameter_count(make_model(narrower_config).policy) < trm
+    assert parameter_count(make_model(mlp).policy) >= trm
