@@ -55,7 +55,7 @@ class Preset:
 
 
 PRESETS = {
-    "quick": Preset({"TRM-Maze-v0": 20_000, "TRM-Sudoku-v0": 20_000}, 2, ("ppo",), 100, 2),
+    "quick": Preset({"TRM-Maze-v0": 50_000, "TRM-Sudoku-v0": 10_000}, 2, ("ppo",), 100, 2),
     "full": Preset(
         {"TRM-Maze-v0": 300_000, "TRM-Maze-7x7-v0": 1_000_000, "TRM-Sudoku-v0": 500_000},
         5,
@@ -94,13 +94,14 @@ def _worker_init() -> None:
 
 
 def run_jobs(jobs: list[Job], out: Path, workers: int) -> list[dict[str, Any]]:
-    """Run the jobs not yet in ``out/rows`` in ``workers`` processes; return all rows."""
+    """Run the jobs not yet in ``out/rows`` in ``workers`` processes, the most expensive
+    first (:attr:`Job.relative_cost`); return all rows."""
     from trm_rl.benchmarks.runner import run_job
 
     rows_dir = out / "rows"
     rows_dir.mkdir(parents=True, exist_ok=True)
     pending = [job for job in jobs if not (rows_dir / f"{job.name}.json").exists()]
-    pending.sort(key=lambda job: -job.timesteps)
+    pending.sort(key=lambda job: job.relative_cost, reverse=True)
     context = multiprocessing.get_context("spawn")
     with (
         ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool,

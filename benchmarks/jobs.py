@@ -48,6 +48,15 @@ class Job:
     def name(self) -> str:
         return f"{self.env_id}__{self.algo}__{self.agent}__s{self.seed}"
 
+    @property
+    def relative_cost(self) -> float:
+        """A rough CPU cost, for scheduling the longest jobs first: env steps times H-cycles
+        for TRM learners, a tenth of the steps for the MLP, nothing for the references."""
+        if self.agent in REFERENCES:
+            return 0.0
+        h_cycles = LEARNERS[self.agent]
+        return self.timesteps * (0.1 if h_cycles is None else h_cycles)
+
 
 def algo_for(env_id: str, algo: str) -> str:
     """PPO on an env with action masks (Sudoku) is MaskablePPO."""

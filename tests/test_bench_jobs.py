@@ -80,3 +80,10 @@ def test_check_row_names_missing_fields():
         check_row({k: v for k, v in good.items() if k != "params"})
     with pytest.raises(ValueError, match="success"):
         check_row({**good, "success": 1.5})
+
+
+def test_relative_cost_orders_trm_by_cycles_above_mlp_and_references():
+    jobs = build_jobs(["random", "mlp", "trm-k3", "trm-k5"], BUDGETS, ["ppo"], [0], 10)
+    maze = [job for job in jobs if job.env_id == "TRM-Maze-v0"]
+    costs = {job.agent: job.relative_cost for job in maze}
+    assert costs["trm-k5"] > costs["trm-k3"] > costs["mlp"] > costs["random"] == 0.0
