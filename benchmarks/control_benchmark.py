@@ -50,7 +50,7 @@ def controller_row(directory: Path, dataset, optimizer_seconds: float) -> dict[s
         "iterations": controller.config.iterations,
         "parameters": saved["parameters"],
         "train_seconds": saved["train_seconds"],
-        "train_steps": saved["train"]["steps"],
+        "train_batches": saved["train"]["batches"],
         "gap": metrics["gap"],
         "success_rate": metrics["success_rate"],
         "monotone_fraction": metrics["monotone_fraction"],
@@ -109,7 +109,7 @@ def markdown(result: dict[str, Any]) -> str:
     for row in result["controllers"]:
         lines.append(
             f"| {row['run']} | {row['objective']} | {row['mode']} | {row['parameters']:,} | "
-            f"{row['train_seconds'] / 60:.1f} min ({row['train_steps']} steps) | "
+            f"{row['train_seconds'] / 60:.1f} min ({row['train_batches']} batches) | "
             f"{100 * row['gap']:+.3f}% ({100 * row['gap_without_safeguard']:+.3f}%) | "
             f"{100 * row['success_rate']:.1f}% | {100 * row['monotone_fraction']:.1f}% "
             f"({100 * row['monotone_fraction_without_safeguard']:.1f}%) | "

@@ -39,6 +39,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "policy_kwargs": {"grad_mode": "last"},
         "algo_kwargs": {"batch_size": 512},
     },
+    "trm-k3-last-grad-2-epochs": {
+        "policy_kwargs": {"grad_mode": "last"},
+        "algo_kwargs": {"n_epochs": 2},
+    },
     "trm-k3-mlp-mixer": {"policy_kwargs": {"mixer": "mlp"}},
     "trm-prototype": {
         "policy_kwargs": {**PROTOTYPE, "expansion": 4.0},

@@ -264,3 +264,25 @@ def test_cli_generate_train_analyze(tmp_path, capsys):
     assert main(["control", "analyze", str(run), "--data", str(data)]) == 0
     assert (run / "analysis" / "refinement.png").is_file()
     assert "success" in capsys.readouterr().out
+
+
+def test_control_benchmark_reports_every_run(datasets, tmp_path):
+    from trm_rl.benchmarks import control_benchmark
+
+    train_path, _ = datasets
+    config = ControlTrainConfig(
+        data=str(train_path),
+        out=str(tmp_path / "tiny"),
+        batches=1,
+        batch_size=8,
+        progress=False,
+        tensorboard=False,
+    )
+    train(ControlModelConfig(**TINY), config)
+    result = control_benchmark.main([str(tmp_path / "tiny"), "--n", "4", "--out", str(tmp_path)])
+    (row,) = result["controllers"]
+    assert row["run"] == "tiny" and row["train_batches"] == 1 and row["speedup_vs_optimizer"] > 0
+    assert 0.0 <= row["success_rate"] <= 1.0 and len(row["mean_cost_per_iteration"]) == 3
+    assert result["lqr"]["success_rate"] == 1.0
+    assert "--batches 1" in (tmp_path / "control.md").read_text()
+    assert (tmp_path / "control_refinement.png").is_file()
