@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from trm_rl.config import TRMConfig, require_int
+from trm_rl.config import TRMConfig, require_choice, require_int
 from trm_rl.core import Carry, RecursiveCore
 from trm_rl.envs.dynamics import HORIZON, U_MAX, rollout, trajectory_cost
 
@@ -81,10 +81,8 @@ class ControlModelConfig:
     """Keep the current plan where a refinement's simulated cost is higher (see above)."""
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.mixer not in TOKEN_MIXERS:
-            raise ValueError(f"mixer must be one of {TOKEN_MIXERS}, got {self.mixer!r}")
+        require_choice("mode", self.mode, MODES)
+        require_choice("mixer", self.mixer, TOKEN_MIXERS)
         require_int("iterations", self.iterations, 0)
         require_int("tokens", self.tokens, 1)
         if HORIZON % self.tokens:

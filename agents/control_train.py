@@ -46,6 +46,7 @@ from trm_rl.agents.control_model import (
     RecursiveControlModel,
 )
 from trm_rl.agents.controller import RecursiveController
+from trm_rl.config import require_choice
 from trm_rl.envs.dynamics import trajectory_cost
 
 OBJECTIVES = ("bc", "process", "cost")
@@ -104,8 +105,7 @@ class ControlTrainConfig:
     """Show a tqdm progress bar."""
 
     def __post_init__(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        require_choice("objective", self.objective, OBJECTIVES)
         for name in ("batches", "batch_size", "eval_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -183,13 +183,14 @@ def matched_mlp_config(config: TrainConfig) -> TrainConfig:
         return parameter_count(ActorCriticPolicy(*space_args, **kwargs))
 
     low, high = 1, 1024
-    if count(high) < target:
+    try:
+        if count(high) < target:
+            raise ValueError(f"no MLP width up to {high} reaches the TRM's {target} parameters")
+        while low < high:
+            middle = (low + high) // 2
+            low, high = (middle + 1, high) if count(middle) < target else (low, middle)
+    finally:
         env.close()
-        raise ValueError(f"no MLP width up to {high} reaches the TRM's {target} parameters")
-    while low < high:
-        middle = (low + high) // 2
-        low, high = (middle + 1, high) if count(middle) < target else (low, middle)
-    env.close()
     return candidate(low)
 
 

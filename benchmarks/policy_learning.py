@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +37,8 @@ with at least the TRM policy's parameter count (:func:`matched_mlp_config`); ``m
 default MlpPolicy (64, 64)."""
 
 
-def _fields(config: TrainConfig) -> dict[str, Any]:
-    return {name: getattr(config, name) for name in config.__dataclass_fields__}
-
-
-def run_one(base: TrainConfig, policy: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Train one agent with the held-out curve; return its results row."""
-    fields = {**_fields(base), "seed": seed}
-    if policy == "trm":
-        config = TrainConfig(**fields)
-    elif policy == "mlp":
-        config = matched_mlp_config(TrainConfig(**fields))
-    else:
-        config = TrainConfig(**{**fields, "policy": "mlp", "policy_kwargs": {}})
+def run_one(config: TrainConfig, policy: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Train ``config`` (the agent ``policy``) with the held-out curve; its results row."""
     env = TrainingStarts(make_env(config))
     model = make_model(config, env)
     agent = SB3Agent(model)
@@ -65,12 +55,12 @@ def run_one(base: TrainConfig, policy: str, seed: int, args: argparse.Namespace)
         return result.to_dict()
 
     every = max(1, config.timesteps // args.curve_points)
-    curve = HeldOutCurve(every, held_out, f"{policy} seed {seed}")
+    curve = HeldOutCurve(every, held_out, f"{policy} seed {config.seed}")
     model.learn(config.timesteps, callback=curve)
     final = curve.points[-1] if curve.points else held_out()
     row = {
         "policy": policy,
-        "seed": seed,
+        "seed": config.seed,
         "params": parameter_count(model.policy),
         "policy_kwargs": {k: str(v) for k, v in config.resolved_policy_kwargs().items()},
         "steps_per_s": config.timesteps / curve.train_seconds,
@@ -79,7 +69,7 @@ def run_one(base: TrainConfig, policy: str, seed: int, args: argparse.Namespace)
         "final": final,
     }
     print(
-        f"{policy:8s} seed {seed}: success {final['success_rate']:.3f}, path ratio "
+        f"{policy:8s} seed {config.seed}: success {final['success_rate']:.3f}, path ratio "
         f"{final['path_ratio']}, {row['steps_per_s']:.0f} steps/s, {row['params']} params",
         flush=True,
     )
@@ -135,9 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     name = args.env.removeprefix("trm_rl:") + (f"_{args.tag}" if args.tag else "")
     out = args.out or RESULTS / f"policy_learning_{name}.json"
     trm_params = parameter_count(make_model(base).policy)
-    mlp_arch = None
+    configs = {"trm": base, "mlp-sb3": replace(base, policy="mlp", policy_kwargs={})}
     if "mlp" in args.policies:
-        mlp_arch = matched_mlp_config(base).policy_kwargs["net_arch"]
+        configs["mlp"] = matched_mlp_config(base)
     meta = {
         "env": args.env,
         "env_kwargs": args.env_kwargs,
@@ -148,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "algo_kwargs": base.resolved_algo_kwargs(),
         "trm_policy_kwargs": base.resolved_policy_kwargs(),
         "trm_params": trm_params,
-        "mlp_net_arch": mlp_arch,
+        "mlp_net_arch": configs["mlp"].policy_kwargs["net_arch"] if "mlp" in configs else None,
         "eval": {"episodes": args.eval_episodes, "seed": args.eval_seed, "deterministic": True},
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
@@ -158,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     for seed in meta["seeds"]:
         for policy in args.policies:
-            rows.append(run_one(base, policy, seed, args))
+            rows.append(run_one(replace(configs[policy], seed=seed), policy, args))
             out.parent.mkdir(parents=True, exist_ok=True)
             report = {"meta": meta, "summary": summary(rows), "runs": rows}
             out.write_text(json.dumps(report, indent=2, default=str) + "\n")
