@@ -20,9 +20,9 @@ TRM (conv mixer, agent-cell readout)     success
 ``TRM-Maze-7x7-v0`` with the table's entry (L=3): 93.0% held-out after 1M steps, one seed
 (98.0% at 900k; ``benchmarks/results/policy_learning_TRM-Maze-7x7-v0.json``).
 
-Full gradients cost ~1.3x the CPU time of ``"last"`` per PPO step on 7x7 mazes but need
-about half the samples; batch 128 gives 4x more gradient steps per rollout at the same
-cost per sample.
+Full gradients cost ~1.7x the CPU time of ``"last"`` per PPO step on 7x7 mazes (188 vs 315
+steps/s, ``benchmarks/results/policy_speed.json``) but need about half the samples; batch 128
+gives 4x more gradient steps per rollout at the same cost per sample.
 """
 
 from __future__ import annotations
