@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from trm_rl.config import TRMConfig, require_choice, require_int
+from trm_rl.config import TRMConfig, require_bool, require_choice, require_int
 from trm_rl.core import Carry, RecursiveCore
 from trm_rl.envs.dynamics import HORIZON, U_MAX, rollout, trajectory_cost
 
@@ -88,8 +88,7 @@ class ControlModelConfig:
         if HORIZON % self.tokens:
             raise ValueError(f"tokens must divide the horizon {HORIZON}, got {self.tokens}")
         for name in ("truncate_gradients", "value_head", "safeguard"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+            require_bool(name, getattr(self, name))
         self.core_config()
 
     def core_config(self) -> TRMConfig:

@@ -31,7 +31,6 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -46,19 +45,12 @@ from trm_rl.agents.control_model import (
     RecursiveControlModel,
 )
 from trm_rl.agents.controller import RecursiveController
-from trm_rl.config import require_choice
+from trm_rl.config import require_bool, require_choice, require_int, require_number
 from trm_rl.envs.dynamics import trajectory_cost
 
 OBJECTIVES = ("bc", "process", "cost")
 SUCCESS_TOLERANCE = 0.1
 """A plan succeeds when its final state is within this distance of the target."""
-
-
-def _check_number(name: str, value: Any, low: float, high: float = math.inf) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number in [{low}, {high}], got {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
 
 
 @dataclass(frozen=True)
@@ -107,14 +99,10 @@ class ControlTrainConfig:
     def __post_init__(self) -> None:
         require_choice("objective", self.objective, OBJECTIVES)
         for name in ("batches", "batch_size", "eval_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if isinstance(self.warmup_updates, bool) or not isinstance(self.warmup_updates, int):
-            raise TypeError(f"warmup_updates must be an int >= 0, got {self.warmup_updates!r}")
-        _check_number("warmup_updates", self.warmup_updates, 0)
-        _check_number("learning_rate", self.learning_rate, 1e-8, 1.0)
-        _check_number("ema_decay", self.ema_decay, 0.0, 0.99999)
+            require_int(name, getattr(self, name), 1)
+        require_int("warmup_updates", self.warmup_updates, 0)
+        require_number("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        require_number("ema_decay", self.ema_decay, 0.0, 0.99999)
         for name in (
             "weight_decay",
             "max_grad_norm",
@@ -123,7 +111,9 @@ class ControlTrainConfig:
             "teacher_weight",
             "value_weight",
         ):
-            _check_number(name, getattr(self, name), 0.0)
+            require_number(name, getattr(self, name), 0.0)
+        require_bool("tensorboard", self.tensorboard)
+        require_bool("progress", self.progress)
         if not self.data:
             raise ValueError("data must name a training dataset (.npz from `control generate`)")
 

@@ -7,18 +7,10 @@ from typing import Any
 
 import torch
 
-from trm_rl.config import require_choice, require_int
+from trm_rl.config import require_bool, require_choice, require_int, require_number
 
 BASELINES = ("value", "mean")
 WEIGHTINGS = ("linear", "exponential")
-
-
-def _require_number(name: str, value: Any, low: float, high: float, closed: bool = True) -> None:
-    bounds = f"[{low}, {high}]" if closed else f"({low}, {high}]"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number in {bounds}, got {value!r}")
-    if not (low <= value <= high if closed else low < value <= high):
-        raise ValueError(f"{name} must be in {bounds}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -72,22 +64,21 @@ class ReinforceConfig:
 
     def __post_init__(self) -> None:
         require_int("episodes", self.episodes, 1, allow_none=True)
-        _require_number("gamma", self.gamma, 0.0, 1.0)
-        _require_number("learning_rate", self.learning_rate, 0.0, 1.0, closed=False)
+        require_number("gamma", self.gamma, 0.0, 1.0)
+        require_number("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
         require_int("warmup_updates", self.warmup_updates, 1)
-        _require_number("max_grad_norm", self.max_grad_norm, 0.0, float("inf"), closed=False)
-        _require_number("ent_coef", self.ent_coef, 0.0, float("inf"))
+        require_number("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
+        require_number("ent_coef", self.ent_coef, 0.0)
         require_choice("baseline", self.baseline, BASELINES)
-        _require_number("baseline_momentum", self.baseline_momentum, 0.0, 1.0)
+        require_number("baseline_momentum", self.baseline_momentum, 0.0, 1.0)
         require_choice("weighting", self.weighting, WEIGHTINGS)
-        _require_number("weight_base", self.weight_base, 0.0, float("inf"), closed=False)
-        _require_number("improvement_scale", self.improvement_scale, 0.0, float("inf"))
+        require_number("weight_base", self.weight_base, 0.0, low_open=True)
+        require_number("improvement_scale", self.improvement_scale, 0.0)
         require_int("curriculum_start", self.curriculum_start, 1)
         require_int("curriculum_updates", self.curriculum_updates, 0)
         require_int("checkpoint_every", self.checkpoint_every, 1)
-        for name in ("normalize_advantages", "deep_supervision"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        require_bool("normalize_advantages", self.normalize_advantages)
+        require_bool("deep_supervision", self.deep_supervision)
         if self.improvement_scale > 0 and not self.deep_supervision:
             raise ValueError(
                 "improvement_scale > 0 trains every cycle, i.e. needs deep_supervision=True; "

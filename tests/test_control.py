@@ -191,6 +191,10 @@ def test_model_config_validation(kwargs, error):
         ({"learning_rate": 0.0}, ValueError),
         ({"ema_decay": 1.0}, ValueError),
         ({"data": ""}, ValueError),
+        ({"warmup_updates": 1.5}, TypeError),
+        ({"learning_rate": "1e-3"}, TypeError),
+        ({"max_grad_norm": -1.0}, ValueError),
+        ({"tensorboard": "yes"}, TypeError),
     ],
 )
 def test_train_config_validation(kwargs, error):

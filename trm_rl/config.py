@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -17,6 +18,26 @@ def require_int(name: str, value: Any, low: int, allow_none: bool = False) -> No
         raise TypeError(f"{name} must be an int >= {low}, got {value!r} ({type(value).__name__})")
     if value < low:
         raise ValueError(f"{name} must be >= {low}, got {value}")
+
+
+def require_number(
+    name: str, value: Any, low: float, high: float = math.inf, *, low_open: bool = False
+) -> None:
+    """Raise naming ``name`` unless ``value`` is a real number in ``[low, high]`` (``(low,
+    high]`` with ``low_open``): ``TypeError`` for a non-number (bools included), else
+    ``ValueError``."""
+    bounds = f"{'(' if low_open else '['}{low}, {high}]"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number in {bounds}, got {value!r}")
+    above_low = value > low if low_open else value >= low
+    if not (above_low and value <= high):
+        raise ValueError(f"{name} must be in {bounds}, got {value}")
+
+
+def require_bool(name: str, value: Any) -> None:
+    """Raise ``TypeError`` naming ``name`` unless ``value`` is a bool."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
 
 
 def require_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -70,13 +91,9 @@ class TRMConfig:
         require_int("halt_max_steps", self.halt_max_steps, 1)
         require_choice("mixer", self.mixer, MIXERS)
         require_choice("grad_mode", self.grad_mode, GRAD_MODES)
-        if isinstance(self.expansion, bool) or not isinstance(self.expansion, int | float):
-            raise TypeError(f"expansion must be a number > 0, got {self.expansion!r}")
-        if not self.expansion > 0:
-            raise ValueError(f"expansion must be > 0, got {self.expansion}")
-        for name in ("halting", "learned_init"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        require_number("expansion", self.expansion, 0.0, low_open=True)
+        require_bool("halting", self.halting)
+        require_bool("learned_init", self.learned_init)
         if self.mixer == "attention" and self.hidden_dim % self.n_heads:
             raise ValueError(
                 f"hidden_dim ({self.hidden_dim}) must be divisible by n_heads ({self.n_heads}) "
