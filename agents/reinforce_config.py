@@ -44,6 +44,14 @@ class ReinforceConfig:
     deep_supervision: bool = True
     """Apply the policy-gradient loss to every supervised cycle's logits (else only to the
     acting cycle's). Needs ``grad_mode="full"`` in the core."""
+    importance_weighting: bool = False
+    """Weight each cycle's policy-gradient term by ``min(importance_clip, pi_k(a)/pi_act(a))``
+    (detached): the actions come from the acting cycle, so this makes cycle ``k``'s loss an
+    estimate of *its own* policy gradient; off, every cycle imitates the acting cycle's
+    advantage-weighted actions (the original). The acting cycle's ratio is always 1."""
+    importance_clip: float = 1.0
+    """Truncation of the per-cycle importance ratios (V-trace's rho bar;
+    ``importance_weighting`` only)."""
     weighting: str = "linear"
     """Per-cycle weights: "linear" (``1 + 0.1 k``, the original) or "exponential"
     (``weight_base ** k``); both normalised to sum to 1."""
@@ -72,6 +80,7 @@ class ReinforceConfig:
         require_choice("baseline", self.baseline, BASELINES)
         require_number("baseline_momentum", self.baseline_momentum, 0.0, 1.0)
         require_choice("weighting", self.weighting, WEIGHTINGS)
+        require_number("importance_clip", self.importance_clip, 0.0, low_open=True)
         require_number("weight_base", self.weight_base, 0.0, low_open=True)
         require_number("improvement_scale", self.improvement_scale, 0.0)
         require_int("curriculum_start", self.curriculum_start, 1)
@@ -79,6 +88,7 @@ class ReinforceConfig:
         require_int("checkpoint_every", self.checkpoint_every, 1)
         require_bool("normalize_advantages", self.normalize_advantages)
         require_bool("deep_supervision", self.deep_supervision)
+        require_bool("importance_weighting", self.importance_weighting)
         if self.improvement_scale > 0 and not self.deep_supervision:
             raise ValueError(
                 "improvement_scale > 0 trains every cycle, i.e. needs deep_supervision=True; "

@@ -147,6 +147,28 @@ def test_improvement_bonus_is_bounded_signed_and_stops_at_the_earlier_cycle():
     assert improvement_bonus(better[:1], advantages).item() == 0.0
 
 
+def test_importance_weights_leave_the_acting_cycle_and_fade_off_policy():
+    advantages = torch.tensor([1.0, -1.0])
+    actions = torch.tensor([0, 1])
+    # Cycle 0 gives the taken actions far less probability than the acting cycle 1.
+    logits = torch.tensor(
+        [[[-5.0, 0.0], [0.0, -5.0]], [[0.0, 0.0], [0.0, 0.0]]], requires_grad=True
+    )
+    plain, _, log_probs = cycle_losses(logits, actions, advantages)
+    weighted, _, _ = cycle_losses(logits, actions, advantages, acting=1)
+    assert weighted[1].item() == pytest.approx(plain[1].item())
+    ratios = (log_probs[0] - log_probs[1]).exp().detach()
+    assert weighted[0].item() == pytest.approx(-(ratios * advantages * log_probs[0]).mean().item())
+    grad_plain = torch.autograd.grad(plain[0], logits, retain_graph=True)[0]
+    grad_weighted = torch.autograd.grad(weighted[0], logits)[0]
+    assert grad_weighted.abs().sum() < 0.05 * grad_plain.abs().sum()
+    # Flipped, cycle 0 gives them far more: ratios of ~75, truncated at importance_clip.
+    positive = torch.ones(2)
+    capped, _, _ = cycle_losses(logits.flip(0), actions, positive, acting=1, importance_clip=2.0)
+    uncapped, _, _ = cycle_losses(logits.flip(0), actions, positive, acting=1, importance_clip=1e9)
+    assert capped[0].abs().item() < uncapped[0].abs().item()
+
+
 def test_mean_baseline_is_a_running_average():
     baseline = MeanBaseline(momentum=0.5)
     features = torch.zeros(3, 2)
@@ -252,6 +274,8 @@ def test_predict_from_a_chosen_cycle():
         ("episodes", 0, ValueError),
         ("warmup_updates", 2.5, TypeError),
         ("deep_supervision", "yes", TypeError),
+        ("importance_weighting", 1, TypeError),
+        ("importance_clip", 0.0, ValueError),
     ],
 )
 def test_bad_config_raises(field, value, error):
