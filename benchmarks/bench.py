@@ -35,7 +35,15 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from trm_rl.benchmarks.jobs import ALGOS, LEARNERS, REFERENCES, Job, build_jobs, write_jobs
-from trm_rl.benchmarks.report import check_row, markdown_table, plot_learning_curves
+from trm_rl.benchmarks.report import (
+    check_row,
+    control_table,
+    markdown_table,
+    plot_learning_curves,
+)
+
+CONTROL_RESULTS = Path(__file__).resolve().parent / "results" / "control.json"
+"""Where :mod:`trm_rl.benchmarks.control_benchmark` writes its results by default."""
 
 
 @dataclass(frozen=True)
@@ -123,9 +131,23 @@ def read_rows(out: Path) -> list[dict[str, Any]]:
     return [json.loads(path.read_text()) for path in sorted((out / "rows").glob("*.json"))]
 
 
-def write_report(rows: list[dict[str, Any]], out: Path, settings: dict[str, Any]) -> str:
-    """Write results.json, results.md and the curves; return the markdown table."""
+def write_report(
+    rows: list[dict[str, Any]],
+    out: Path,
+    settings: dict[str, Any],
+    control_results: Path | None = None,
+) -> str:
+    """Write results.json, results.md and the curves; return the markdown table.
+
+    ``control_results``: a ``control.json`` of :mod:`trm_rl.benchmarks.control_benchmark`;
+    when the file exists, its Van der Pol rows join the table (they are read, not rerun).
+    """
     table = markdown_table(rows)
+    if control_results is not None and control_results.is_file():
+        control = json.loads(control_results.read_text())
+        table += f"\n{control_table(control)}\nFrom `{control_results.name}` "
+        table += "(`python -m trm_rl.benchmarks.control_benchmark`, not rerun by `trm-rl bench`).\n"
+        settings = {**settings, "control_results": str(control_results)}
     meta = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": _versions(),
@@ -188,6 +210,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--report-only", action="store_true", help="only build the report from OUT/rows"
     )
+    parser.add_argument(
+        "--control-results",
+        type=Path,
+        default=CONTROL_RESULTS,
+        help="Van der Pol results (control_benchmark's control.json) to include when present "
+        "(default benchmarks/results/control.json)",
+    )
 
 
 def settings_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -240,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(jobs)} jobs on {settings['workers']} processes -> {out}")
         rows = run_jobs(jobs, out, settings["workers"])
     settings["wall_seconds"] = round(time.perf_counter() - start, 1)
-    print(write_report(rows, out, settings))
+    print(write_report(rows, out, settings, args.control_results))
     print(f"wall time {settings['wall_seconds']:.0f} s; report in {out / 'results.md'}")
     return 0
 

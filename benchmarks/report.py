@@ -122,6 +122,32 @@ def plot_learning_curves(rows: Iterable[dict], out_dir: Path) -> list[Path]:
     return paths
 
 
+def control_table(result: dict) -> str:
+    """The Van der Pol rows of a control benchmark result (``control.json`` of
+    :mod:`trm_rl.benchmarks.control_benchmark`): gap of each controller's mean cost to the
+    numerical optimum, success and planning time, on the same held-out problems."""
+    lines = [
+        f"### TRM-VanDerPol-v0 · supervised recursive control ({result['problems']} held-out "
+        f"problems, seed {result['seed']})",
+        "",
+        "| controller | objective | params | gap to optimum | success | plan time / problem "
+        "| speed-up vs optimizer |",
+        "|---|---|---|---|---|---|---|",
+        f"| LQR teacher | - | - | {100 * result['lqr']['gap']:+.3f}% | "
+        f"{100 * result['lqr']['success_rate']:.1f}% | - | - |",
+    ]
+    for row in result["controllers"]:
+        lines.append(
+            f"| {row['run']} | {row['objective']} | {row['parameters']:,} | "
+            f"{100 * row['gap']:+.3f}% | {100 * row['success_rate']:.1f}% | "
+            f"{1e3 * row['plan_seconds_per_problem']:.2f} ms | "
+            f"{row['speedup_vs_optimizer']:.0f}x |"
+        )
+    optimizer_ms = 1e3 * result["optimizer_seconds_per_problem"]
+    lines += ["", f"Optimizer (direct shooting, L-BFGS-B): {optimizer_ms:.0f} ms per problem."]
+    return "\n".join(lines) + "\n"
+
+
 def check_row(row: dict) -> None:
     """Raise ``ValueError`` naming the missing fields of a results row."""
     missing = [field for field in ROW_FIELDS if field not in row]

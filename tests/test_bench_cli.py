@@ -26,11 +26,35 @@ TINY = [
 ]
 
 
+CONTROL = {
+    "problems": 8,
+    "seed": 1000,
+    "optimizer_seconds_per_problem": 0.25,
+    "lqr": {"gap": 0.0171, "success_rate": 1.0},
+    "controllers": [
+        {
+            "run": "cost",
+            "objective": "cost",
+            "parameters": 93732,
+            "gap": 0.00105,
+            "success_rate": 0.996,
+            "plan_seconds_per_problem": 0.000735,
+            "speedup_vs_optimizer": 340.1,
+        }
+    ],
+}
+
+
 @pytest.mark.slow
 def test_quick_bench_end_to_end(tmp_path, capsys):
-    assert main([*TINY, "--agents", "trm-k3", "mlp", "solver", "--out", str(tmp_path)]) == 0
+    control = tmp_path / "control.json"
+    control.write_text(json.dumps(CONTROL))
+    argv = [*TINY, "--agents", "trm-k3", "mlp", "solver", "--out", str(tmp_path)]
+    assert main([*argv, "--control-results", str(control)]) == 0
     printed = capsys.readouterr().out
     assert "### TRM-Maze-Fixed-v0 · ppo" in printed
+    assert "| cost | cost | 93,732 | +0.105% | 99.6% | 0.73 ms | 340x |" in printed
+    assert "| LQR teacher | - | - | +1.710% | 100.0% |" in printed
     results = json.loads((tmp_path / "results.json").read_text())
     rows = results["rows"]
     assert sorted(row["agent"] for row in rows) == ["mlp", "solver", "trm-k3"]
@@ -43,6 +67,9 @@ def test_quick_bench_end_to_end(tmp_path, capsys):
     assert results["meta"]["versions"]["torch"]
     assert (tmp_path / "results.md").read_text().count("| trm-k3 |") == 1
     assert (tmp_path / "curve_TRM-Maze-Fixed-v0_ppo.png").exists()
+    assert "supervised recursive control" in (tmp_path / "results.md").read_text()
+    assert main([*argv, "--report-only", "--control-results", str(tmp_path / "none.json")]) == 0
+    assert "VanDerPol" not in (tmp_path / "results.md").read_text()
 
 
 def test_write_jobs_lists_agents_times_envs_times_seeds(tmp_path):
