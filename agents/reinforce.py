@@ -6,19 +6,23 @@ curriculum is on) and the agent acting from cycle ``n``::
     run one episode per env, a_t ~ softmax(mask(logits_n(s_t)))
     G_t = r_t + gamma G_{t+1}                              # Monte-Carlo returns
     A_t = G_t - b(s_t)         (normalised)                # value head or running mean
-    rho_kt = sg[min(rho_bar, pi_k(a_t|s_t) / pi_n(a_t|s_t))]   # or 1 (no importance weighting)
-    L_k = -mean_t rho_kt A_t log pi_k(a_t | s_t) - ent_coef mean_t H(pi_k(. | s_t)),  k = 1..n
+    L_k = -mean_t c_kt A_t log pi_k(a_t | s_t) - ent_coef mean_t H(pi_k(. | s_t)),  k = 1..n
     loss = sum_k w_k L_k - improvement_scale * bonus       # w: ReinforceConfig.cycle_weights
     Adam step (linear LR warm-up), gradient norm clipped
 
-Every cycle learns from the actions the acting cycle chose. Without importance weighting
-(``rho = 1``, the signal the original write-up meant its deep supervision to give) an early
-cycle is pushed towards the acting cycle's advantage-weighted actions, including *away* from
-actions it already gives almost no probability, a push that does not fade as on-policy. With
-``importance_weighting`` the truncated ratio makes each ``L_k`` an estimate of cycle ``k``'s
-own policy gradient (the acting cycle's ratio is 1, so its loss is unchanged). Unlike the
-original, each cycle's loss is applied to that cycle's own logits. Truncated episodes are
-not bootstrapped (pure Monte-Carlo returns).
+Every cycle learns from the actions the acting cycle ``n`` chose; ``c_nt = 1`` (the plain
+policy gradient), and for an earlier cycle ``k`` (``ReinforceConfig.cycle_loss``):
+
+- ``"imitate"`` (the signal the original write-up meant its deep supervision to give):
+  ``c = 1``. Cycle ``k`` is pushed towards the acting cycle's actions with positive
+  advantage and *away* from the others, including actions it already gives almost no
+  probability: off-policy, that push does not fade, and it sharpens the early cycles' logits.
+- ``"importance"``: ``c = sg[min(rho_bar, pi_k(a_t) / pi_n(a_t))]``, so ``L_k`` estimates
+  cycle ``k``'s own policy gradient; it fades where cycle ``k`` disagrees with the acting one.
+- ``"positive"``: ``c = 1[A_t > 0]``, imitation of the better-than-baseline actions only.
+
+Unlike the original, each cycle's loss is applied to that cycle's own logits. Truncated
+episodes are not bootstrapped (pure Monte-Carlo returns).
 
 References: the original TRM-for-RL write-up (REINFORCE, ``1 + 0.1 k`` cycle weights) and the
 TRM progressive-refinement guide (exponential weights, improvement reward, warm-up,
@@ -66,6 +70,7 @@ def cycle_losses(
     actions: Tensor,
     advantages: Tensor,
     acting: int | None = None,
+    mode: str = "imitate",
     importance_clip: float = 1.0,
 ) -> tuple[Tensor, ...]:
     """Per-cycle policy-gradient losses and entropies.
@@ -74,22 +79,32 @@ def cycle_losses(
         logits: ``[H, N, A]`` every cycle's (already masked) logits.
         actions: ``[N]`` the actions taken.
         advantages: ``[N]`` (treated as constants).
-        acting: the cycle that chose the actions; when given, cycle ``k``'s terms are
-            weighted by ``rho_kt = min(importance_clip, pi_k(a_t) / pi_acting(a_t))``
-            (detached). None: ``rho = 1``.
-        importance_clip: the truncation of ``rho`` (> 0).
+        acting: the cycle that chose the actions (default: the last). Its term is always
+            ``-A_t log pi(a_t)``.
+        mode: the other cycles' coefficient ``c_kt`` (see the module docstring):
+            "imitate" (1), "importance" (``min(importance_clip, pi_k(a_t) / pi_acting(a_t))``,
+            detached) or "positive" (``1[A_t > 0]``).
+        importance_clip: the truncation of the ratios (> 0).
 
     Returns:
-        ``pg [H]`` (``-mean_t rho_kt A_t log pi_k(a_t)``), ``entropy [H]`` (mean over steps)
+        ``pg [H]`` (``-mean_t c_kt A_t log pi_k(a_t)``), ``entropy [H]`` (mean over steps)
         and ``log_probs [H, N]`` of the taken actions.
     """
     log_pi = logits.log_softmax(dim=-1)
     log_probs = log_pi.gather(-1, actions.expand(logits.shape[0], -1).unsqueeze(-1)).squeeze(-1)
     entropy = -(log_pi.exp() * log_pi).sum(dim=-1).mean(dim=-1)
-    weighted = advantages.detach().expand_as(log_probs)
-    if acting is not None:
+    advantages = advantages.detach()
+    acting = logits.shape[0] - 1 if acting is None else acting
+    if mode == "imitate":
+        weighted = advantages.expand_as(log_probs)
+    elif mode == "importance":
         ratios = (log_probs - log_probs[acting]).detach().exp().clamp(max=importance_clip)
-        weighted = ratios * weighted
+        weighted = ratios * advantages
+    elif mode == "positive":
+        weighted = advantages.clamp(min=0.0).expand_as(log_probs).clone()
+        weighted[acting] = advantages
+    else:
+        raise ValueError(f'mode must be "imitate", "importance" or "positive", got {mode!r}')
     pg = -(weighted * log_probs).mean(dim=-1)
     return pg, entropy, log_probs
 
@@ -369,9 +384,13 @@ def _learn(
             advantages = (advantages - advantages.mean()) / (advantages.std(False) + 1e-8)
 
         # 3. Weighted per-cycle policy-gradient loss, entropy and improvement bonuses.
-        acting = n_supervised - 1 if config.importance_weighting else None
         pg, entropy, log_probs = cycle_losses(
-            logits, batch.actions, advantages, acting, config.importance_clip
+            logits,
+            batch.actions,
+            advantages,
+            n_supervised - 1,
+            config.cycle_loss,
+            config.importance_clip,
         )
         weights = torch.zeros(policy.n_cycles, device=device)
         weights[:n_supervised] = config.cycle_weights(n_supervised).to(device)

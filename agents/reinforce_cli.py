@@ -22,7 +22,7 @@ import gymnasium as gym
 from trm_rl.agents.hyperparams import recipe
 from trm_rl.agents.policy import TRM_FIELDS, resolve_mixer
 from trm_rl.agents.reinforce import TRM_DEFAULTS, resume, train
-from trm_rl.agents.reinforce_config import BASELINES, WEIGHTINGS, ReinforceConfig
+from trm_rl.agents.reinforce_config import BASELINES, CYCLE_LOSSES, WEIGHTINGS, ReinforceConfig
 from trm_rl.config import TRMConfig
 
 TRM_FLAGS = ("h_cycles", "l_cycles", "hidden_dim", "n_layers", "mixer", "grad_mode")
@@ -30,7 +30,7 @@ TRM_FLAGS = ("h_cycles", "l_cycles", "hidden_dim", "n_layers", "mixer", "grad_mo
 DEFAULT_TIMESTEPS = 100_000
 """Budget when neither ``--timesteps`` nor ``--episodes`` is given (as ``trm-rl train``)."""
 
-CHOICES = {"baseline": BASELINES, "weighting": WEIGHTINGS}
+CHOICES = {"baseline": BASELINES, "weighting": WEIGHTINGS, "cycle_loss": CYCLE_LOSSES}
 
 
 def field_docs(cls: type) -> dict[str, str]:

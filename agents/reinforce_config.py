@@ -11,6 +11,7 @@ from trm_rl.config import require_bool, require_choice, require_int, require_num
 
 BASELINES = ("value", "mean")
 WEIGHTINGS = ("linear", "exponential")
+CYCLE_LOSSES = ("imitate", "importance", "positive")
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,15 @@ class ReinforceConfig:
     deep_supervision: bool = True
     """Apply the policy-gradient loss to every supervised cycle's logits (else only to the
     acting cycle's). Needs ``grad_mode="full"`` in the core."""
-    importance_weighting: bool = False
-    """Weight each cycle's policy-gradient term by ``min(importance_clip, pi_k(a)/pi_act(a))``
-    (detached): the actions come from the acting cycle, so this makes cycle ``k``'s loss an
-    estimate of *its own* policy gradient; off, every cycle imitates the acting cycle's
-    advantage-weighted actions (the original). The acting cycle's ratio is always 1."""
+    cycle_loss: str = "imitate"
+    """How an earlier cycle ``k`` learns from the acting cycle's actions: "imitate" (the
+    original: ``A_t log pi_k(a_t)``, i.e. towards the actions with positive advantage and
+    away from the others), "importance" (weighted by the truncated ratio
+    ``min(importance_clip, pi_k(a_t) / pi_act(a_t))``, an estimate of cycle ``k``'s own
+    policy gradient) or "positive" (``max(A_t, 0) log pi_k(a_t)``: imitate only the actions
+    that beat the baseline). The acting cycle's term is the plain policy gradient in all three."""
     importance_clip: float = 1.0
-    """Truncation of the per-cycle importance ratios (V-trace's rho bar;
-    ``importance_weighting`` only)."""
+    """Truncation of the importance ratios (V-trace's rho bar; ``cycle_loss="importance"``)."""
     weighting: str = "linear"
     """Per-cycle weights: "linear" (``1 + 0.1 k``, the original) or "exponential"
     (``weight_base ** k``); both normalised to sum to 1."""
@@ -80,6 +82,7 @@ class ReinforceConfig:
         require_choice("baseline", self.baseline, BASELINES)
         require_number("baseline_momentum", self.baseline_momentum, 0.0, 1.0)
         require_choice("weighting", self.weighting, WEIGHTINGS)
+        require_choice("cycle_loss", self.cycle_loss, CYCLE_LOSSES)
         require_number("importance_clip", self.importance_clip, 0.0, low_open=True)
         require_number("weight_base", self.weight_base, 0.0, low_open=True)
         require_number("improvement_scale", self.improvement_scale, 0.0)
@@ -88,7 +91,6 @@ class ReinforceConfig:
         require_int("checkpoint_every", self.checkpoint_every, 1)
         require_bool("normalize_advantages", self.normalize_advantages)
         require_bool("deep_supervision", self.deep_supervision)
-        require_bool("importance_weighting", self.importance_weighting)
         if self.improvement_scale > 0 and not self.deep_supervision:
             raise ValueError(
                 "improvement_scale > 0 trains every cycle, i.e. needs deep_supervision=True; "

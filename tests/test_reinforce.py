@@ -155,7 +155,7 @@ def test_importance_weights_leave_the_acting_cycle_and_fade_off_policy():
         [[[-5.0, 0.0], [0.0, -5.0]], [[0.0, 0.0], [0.0, 0.0]]], requires_grad=True
     )
     plain, _, log_probs = cycle_losses(logits, actions, advantages)
-    weighted, _, _ = cycle_losses(logits, actions, advantages, acting=1)
+    weighted, _, _ = cycle_losses(logits, actions, advantages, acting=1, mode="importance")
     assert weighted[1].item() == pytest.approx(plain[1].item())
     ratios = (log_probs[0] - log_probs[1]).exp().detach()
     assert weighted[0].item() == pytest.approx(-(ratios * advantages * log_probs[0]).mean().item())
@@ -164,9 +164,30 @@ def test_importance_weights_leave_the_acting_cycle_and_fade_off_policy():
     assert grad_weighted.abs().sum() < 0.05 * grad_plain.abs().sum()
     # Flipped, cycle 0 gives them far more: ratios of ~75, truncated at importance_clip.
     positive = torch.ones(2)
-    capped, _, _ = cycle_losses(logits.flip(0), actions, positive, acting=1, importance_clip=2.0)
-    uncapped, _, _ = cycle_losses(logits.flip(0), actions, positive, acting=1, importance_clip=1e9)
+    capped, _, _ = cycle_losses(
+        logits.flip(0), actions, positive, acting=1, mode="importance", importance_clip=2.0
+    )
+    uncapped, _, _ = cycle_losses(
+        logits.flip(0), actions, positive, acting=1, mode="importance", importance_clip=1e9
+    )
     assert capped[0].abs().item() < uncapped[0].abs().item()
+
+
+def test_positive_cycle_loss_drops_negative_advantages_off_the_acting_cycle():
+    logits = torch.randn(3, 4, 5, requires_grad=True)
+    actions = torch.tensor([0, 1, 2, 3])
+    advantages = torch.tensor([1.0, -2.0, 0.5, -0.5])
+    plain, _, log_probs = cycle_losses(logits, actions, advantages)
+    positive, _, _ = cycle_losses(logits, actions, advantages, acting=2, mode="positive")
+    assert positive[2].item() == pytest.approx(plain[2].item())
+    kept = advantages.clamp(min=0)
+    for k in (0, 1):
+        assert positive[k].item() == pytest.approx(-(kept * log_probs[k]).mean().item())
+    grad = torch.autograd.grad(positive[0], logits)[0]
+    assert grad[0, 1].abs().sum() == 0 and grad[0, 3].abs().sum() == 0
+    assert grad[0, 0].abs().sum() > 0
+    with pytest.raises(ValueError, match="mode"):
+        cycle_losses(logits, actions, advantages, mode="distill")
 
 
 def test_mean_baseline_is_a_running_average():
@@ -274,7 +295,7 @@ def test_predict_from_a_chosen_cycle():
         ("episodes", 0, ValueError),
         ("warmup_updates", 2.5, TypeError),
         ("deep_supervision", "yes", TypeError),
-        ("importance_weighting", 1, TypeError),
+        ("cycle_loss", "distill", ValueError),
         ("importance_clip", 0.0, ValueError),
     ],
 )
