@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -37,13 +38,21 @@ class TrainingStarts(VecEnvWrapper):
 
 class HeldOutCurve(BaseCallback):
     """Evaluates on held-out episodes every ``every`` steps; keeps the training wall time
-    (evaluation excluded) for the steps/s figure."""
+    (evaluation excluded) for the steps/s figure. ``on_point``, if given, receives the curve
+    so far after every evaluation (e.g. to save partial results)."""
 
-    def __init__(self, every: int, evaluate_now, label: str) -> None:
+    def __init__(
+        self,
+        every: int,
+        evaluate_now: Callable[[], dict[str, Any]],
+        label: str,
+        on_point: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> None:
         super().__init__()
         self.every = every
         self.label = label
         self.evaluate_now = evaluate_now
+        self.on_point = on_point
         self.points: list[dict[str, Any]] = []
         self.train_seconds = 0.0
 
@@ -61,6 +70,8 @@ class HeldOutCurve(BaseCallback):
                 f"path ratio {point['path_ratio']}",
                 flush=True,
             )
+            if self.on_point is not None:
+                self.on_point(self.points)
             self._next += self.every
             self._clock = time.perf_counter()
         return True

@@ -9,7 +9,8 @@ maze/puzzle is unseen.
 
 Run: ``python -m trm_rl.benchmarks.policy_learning --env TRM-Maze-v0 --timesteps 300000
 --seed 0 --n-seeds 3`` -> ``benchmarks/results/policy_learning_<env>.json`` (rewritten after
-every run, so partial results survive).
+every run, and after every held-out evaluation with the unfinished run's curve under
+``"running"``, so an interrupted run leaves its partial results).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -37,8 +39,15 @@ with at least the TRM policy's parameter count (:func:`matched_mlp_config`); ``m
 default MlpPolicy (64, 64)."""
 
 
-def run_one(config: TrainConfig, policy: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Train ``config`` (the agent ``policy``) with the held-out curve; its results row."""
+def run_one(
+    config: TrainConfig,
+    policy: str,
+    args: argparse.Namespace,
+    on_point: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``config`` (the agent ``policy``) with the held-out curve; its results row.
+    ``on_point`` receives a partial row (``"partial": True``, the curve so far) after every
+    held-out evaluation."""
     env = TrainingStarts(make_env(config))
     model = make_model(config, env)
     agent = SB3Agent(model)
@@ -55,7 +64,12 @@ def run_one(config: TrainConfig, policy: str, args: argparse.Namespace) -> dict[
         return result.to_dict()
 
     every = max(1, config.timesteps // args.curve_points)
-    curve = HeldOutCurve(every, held_out, f"{policy} seed {config.seed}")
+
+    def partial(points: list[dict[str, Any]]) -> None:
+        if on_point is not None:
+            on_point({"policy": policy, "seed": config.seed, "partial": True, "curve": points})
+
+    curve = HeldOutCurve(every, held_out, f"{policy} seed {config.seed}", partial)
     model.learn(config.timesteps, callback=curve)
     final = curve.points[-1] if curve.points else held_out()
     row = {
@@ -146,12 +160,18 @@ def main(argv: list[str] | None = None) -> int:
         + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
     }
     rows: list[dict[str, Any]] = []
+
+    def write(running: dict[str, Any] | None = None) -> None:
+        report = {"meta": meta, "summary": summary(rows), "runs": rows}
+        if running is not None:
+            report["running"] = running
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+
     for seed in meta["seeds"]:
         for policy in args.policies:
-            rows.append(run_one(replace(configs[policy], seed=seed), policy, args))
-            out.parent.mkdir(parents=True, exist_ok=True)
-            report = {"meta": meta, "summary": summary(rows), "runs": rows}
-            out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+            rows.append(run_one(replace(configs[policy], seed=seed), policy, args, write))
+            write()
     print(json.dumps(summary(rows), indent=2))
     print(f"wrote {out}")
     return 0

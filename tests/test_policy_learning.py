@@ -1,0 +1,33 @@
+"""The held-out PPO learning benchmark end to end with a tiny budget, partial results too."""
+
+import json
+
+import pytest
+
+from trm_rl.benchmarks import policy_learning
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_rows_and_partial_curves(tmp_path, monkeypatch):
+    out = tmp_path / "result.json"
+    snapshots = []
+    write_text = type(out).write_text
+
+    def record(path, text, *args, **kwargs):
+        snapshots.append(json.loads(text))
+        return write_text(path, text, *args, **kwargs)
+
+    monkeypatch.setattr(type(out), "write_text", record)
+    argv = ["--env", "TRM-Maze-v0", "--timesteps", "512", "--n-seeds", "1"]
+    argv += ["--eval-episodes", "2", "--curve-points", "2", "--out", str(out)]
+    assert policy_learning.main([*argv, "--n-envs", "2", "--policies", "trm", "mlp"]) == 0
+    report = json.loads(out.read_text())
+    assert [run["policy"] for run in report["runs"]] == ["trm", "mlp"]
+    assert all(len(run["curve"]) == 2 for run in report["runs"])
+    assert report["runs"][1]["params"] >= report["runs"][0]["params"]
+    assert set(report["summary"]) == {"trm", "mlp"}
+    partial = [s["running"] for s in snapshots if "running" in s]
+    assert [(p["policy"], len(p["curve"])) for p in partial] == [
+        ("trm", 1), ("trm", 2), ("mlp", 1), ("mlp", 2),
+    ]  # fmt: skip
+    assert "running" not in report
