@@ -70,7 +70,7 @@ def cycle_losses(
     actions: Tensor,
     advantages: Tensor,
     acting: int | None = None,
-    mode: str = "imitate",
+    mode: str = "importance",
     importance_clip: float = 1.0,
 ) -> tuple[Tensor, ...]:
     """Per-cycle policy-gradient losses and entropies.
@@ -82,8 +82,9 @@ def cycle_losses(
         acting: the cycle that chose the actions (default: the last). Its term is always
             ``-A_t log pi(a_t)``.
         mode: the other cycles' coefficient ``c_kt`` (see the module docstring):
-            "imitate" (1), "importance" (``min(importance_clip, pi_k(a_t) / pi_acting(a_t))``,
-            detached) or "positive" (``1[A_t > 0]``).
+            "importance" (``min(importance_clip, pi_k(a_t) / pi_acting(a_t))``, detached; the
+            default, as :class:`ReinforceConfig`'s), "positive" (``1[A_t > 0]``) or
+            "imitate" (1).
         importance_clip: the truncation of the ratios (> 0).
 
     Returns:

@@ -45,13 +45,17 @@ class ReinforceConfig:
     deep_supervision: bool = True
     """Apply the policy-gradient loss to every supervised cycle's logits (else only to the
     acting cycle's). Needs ``grad_mode="full"`` in the core."""
-    cycle_loss: str = "imitate"
-    """How an earlier cycle ``k`` learns from the acting cycle's actions: "imitate" (the
-    original: ``A_t log pi_k(a_t)``, i.e. towards the actions with positive advantage and
-    away from the others), "importance" (weighted by the truncated ratio
-    ``min(importance_clip, pi_k(a_t) / pi_act(a_t))``, an estimate of cycle ``k``'s own
-    policy gradient) or "positive" (``max(A_t, 0) log pi_k(a_t)``: imitate only the actions
-    that beat the baseline). The acting cycle's term is the plain policy gradient in all three."""
+    cycle_loss: str = "importance"
+    """How an earlier cycle ``k`` learns from the acting cycle's actions: "importance"
+    (weighted by the truncated ratio ``min(importance_clip, pi_k(a_t) / pi_act(a_t))``, an
+    estimate of cycle ``k``'s own policy gradient; stable, but it leaves the early cycles'
+    own mistakes unsampled, so they do not become good policies), "positive"
+    (``max(A_t, 0) log pi_k(a_t)``: imitate the actions that beat the baseline; every cycle
+    becomes a usable policy, at some cost to the last one) or "imitate" (the original,
+    ``A_t log pi_k(a_t)``: also pushes away from the other actions; unstable across seeds on
+    random mazes). The acting cycle's term is the plain policy gradient in all three. Random
+    5x5 mazes, K=3, 3 seeds (``benchmarks/results/reinforce_random*.json``): 96.5% / 92.8% /
+    54.5% mean held-out success."""
     importance_clip: float = 1.0
     """Truncation of the importance ratios (V-trace's rho bar; ``cycle_loss="importance"``)."""
     weighting: str = "linear"

@@ -14,11 +14,10 @@ mazes, layouts whose first observation also started a training episode are skipp
 every evaluated maze is unseen. The fixed task has one layout by definition, so its
 "held-out" episodes replay it (greedy play is then one deterministic episode).
 
-The deep-supervision ablation is the ``trm-k3-no-ds`` / ``trm-k5-no-ds`` agents (the loss
-only on the acting cycle); ``trm-k3-exp5`` / ``trm-k5-exp5`` weight the cycles
-exponentially (base 5) instead of linearly; ``trm-k3-is`` / ``trm-k5-is`` weight each cycle's
-terms by its truncated importance ratio, ``trm-k3-pos`` / ``trm-k5-pos`` have the earlier cycles
-imitate only the actions with positive advantage (``ReinforceConfig.cycle_loss``).
+The deep-supervision ablation: ``trm-k3-no-ds`` / ``trm-k5-no-ds`` (the loss only on the
+acting cycle) and one agent per ``ReinforceConfig.cycle_loss`` (``-imitate``, ``-is``,
+``-pos``); ``trm-k3-exp5`` / ``trm-k5-exp5`` weight the cycles exponentially (base 5) instead
+of linearly, with the original "imitate" loss.
 
 Run: ``python -m trm_rl.benchmarks.reinforce_learning --task fixed --seed 0 --n-seeds 3``
 -> ``benchmarks/results/reinforce_fixed.json`` (rewritten after every run, so partial
@@ -77,15 +76,27 @@ AGENTS: dict[str, dict[str, Any]] = {
     "mlp": {"policy": "mlp", "h_cycles": 3, "reinforce": {}},
     "trm-k3-no-ds": {"policy": "trm", "h_cycles": 3, "reinforce": {"deep_supervision": False}},
     "trm-k5-no-ds": {"policy": "trm", "h_cycles": 5, "reinforce": {"deep_supervision": False}},
-    "trm-k3-exp5": {"policy": "trm", "h_cycles": 3, "reinforce": {"weighting": "exponential"}},
-    "trm-k5-exp5": {"policy": "trm", "h_cycles": 5, "reinforce": {"weighting": "exponential"}},
+    "trm-k3-imitate": {"policy": "trm", "h_cycles": 3, "reinforce": {"cycle_loss": "imitate"}},
+    "trm-k5-imitate": {"policy": "trm", "h_cycles": 5, "reinforce": {"cycle_loss": "imitate"}},
+    "trm-k3-exp5": {
+        "policy": "trm",
+        "h_cycles": 3,
+        "reinforce": {"weighting": "exponential", "cycle_loss": "imitate"},
+    },
+    "trm-k5-exp5": {
+        "policy": "trm",
+        "h_cycles": 5,
+        "reinforce": {"weighting": "exponential", "cycle_loss": "imitate"},
+    },
     "trm-k3-is": {"policy": "trm", "h_cycles": 3, "reinforce": {"cycle_loss": "importance"}},
     "trm-k5-is": {"policy": "trm", "h_cycles": 5, "reinforce": {"cycle_loss": "importance"}},
     "trm-k3-pos": {"policy": "trm", "h_cycles": 3, "reinforce": {"cycle_loss": "positive"}},
     "trm-k5-pos": {"policy": "trm", "h_cycles": 5, "reinforce": {"cycle_loss": "positive"}},
 }
-"""Agents: network, cycles and changes to the task's ``ReinforceConfig`` (deep supervision
-off, exponential cycle weights with base 5, or another ``cycle_loss``). The
+"""Agents: network, cycles and changes to the task's ``ReinforceConfig``. ``trm-k3``/``trm-k5``
+take its defaults; the others name their ``cycle_loss`` (or deep supervision off), so a row
+keeps meaning what it measured when a default changes (results written before
+``cycle_loss`` existed, and ``trm-k3``/``trm-k5`` rows of that time, used "imitate"). The
 MLP's width matches the K=3 TRM's parameter count (K does not change it)."""
 
 

@@ -72,25 +72,27 @@ def toy_batch(n: int = 16):
     return policy, obs, actions, advantages
 
 
-def core_gradient(policy, obs, actions, advantages, weights) -> torch.Tensor:
+def core_gradient(policy, obs, actions, advantages, weights, mode="importance") -> torch.Tensor:
     policy.zero_grad()
     logits, _ = policy(obs)
-    pg, _, _ = cycle_losses(logits, actions, advantages)
+    pg, _, _ = cycle_losses(logits, actions, advantages, mode=mode)
     (weights * pg).sum().backward()
     return torch.cat([p.grad.flatten() for p in policy.body.core.parameters()])
 
 
-def test_every_cycle_loss_reaches_the_core():
+@pytest.mark.parametrize("mode", ["importance", "positive", "imitate"])
+def test_every_cycle_loss_reaches_the_core(mode):
     policy, obs, actions, advantages = toy_batch()
+    batch = (policy, obs, actions, advantages)
     for k in range(TINY.h_cycles):
         alone = torch.zeros(TINY.h_cycles)
         alone[k] = 1.0
-        assert core_gradient(policy, obs, actions, advantages, alone).abs().sum() > 0
-    full = core_gradient(policy, obs, actions, advantages, torch.ones(3))
+        assert core_gradient(*batch, alone, mode).abs().sum() > 0
+    full = core_gradient(*batch, torch.ones(3), mode)
     for k in range(TINY.h_cycles):
         dropped = torch.ones(3)
         dropped[k] = 0.0
-        assert not torch.allclose(full, core_gradient(policy, obs, actions, advantages, dropped))
+        assert not torch.allclose(full, core_gradient(*batch, dropped, mode))
 
 
 def test_grad_mode_last_is_refused_with_deep_supervision():
@@ -154,8 +156,8 @@ def test_importance_weights_leave_the_acting_cycle_and_fade_off_policy():
     logits = torch.tensor(
         [[[-5.0, 0.0], [0.0, -5.0]], [[0.0, 0.0], [0.0, 0.0]]], requires_grad=True
     )
-    plain, _, log_probs = cycle_losses(logits, actions, advantages)
-    weighted, _, _ = cycle_losses(logits, actions, advantages, acting=1, mode="importance")
+    plain, _, log_probs = cycle_losses(logits, actions, advantages, mode="imitate")
+    weighted, _, _ = cycle_losses(logits, actions, advantages, acting=1)
     assert weighted[1].item() == pytest.approx(plain[1].item())
     ratios = (log_probs[0] - log_probs[1]).exp().detach()
     assert weighted[0].item() == pytest.approx(-(ratios * advantages * log_probs[0]).mean().item())
@@ -177,7 +179,7 @@ def test_positive_cycle_loss_drops_negative_advantages_off_the_acting_cycle():
     logits = torch.randn(3, 4, 5, requires_grad=True)
     actions = torch.tensor([0, 1, 2, 3])
     advantages = torch.tensor([1.0, -2.0, 0.5, -0.5])
-    plain, _, log_probs = cycle_losses(logits, actions, advantages)
+    plain, _, log_probs = cycle_losses(logits, actions, advantages, mode="imitate")
     positive, _, _ = cycle_losses(logits, actions, advantages, acting=2, mode="positive")
     assert positive[2].item() == pytest.approx(plain[2].item())
     kept = advantages.clamp(min=0)
