@@ -20,10 +20,10 @@ TRM (conv mixer, agent-cell readout)     success
 ``TRM-Maze-7x7-v0`` with the table's entry (L=3): 93.0% held-out after 1M steps, one seed
 (98.0% at 900k; ``benchmarks/results/policy_learning_TRM-Maze-7x7-v0.json``).
 
-``TRM-Sudoku-v0`` with the table's entry: 55% / 58% held-out after 100k / 200k steps (a
-stopped run); ``gamma=0.5, gae_lambda=0.9`` did best of the variants tried, 65% after 150k
-(``benchmarks/results/policy_learning_TRM-Sudoku-v0_gamma0.5.json``), far from the 99% target
-either way, so the entry keeps the grid defaults.
+``TRM-Sudoku-v0``: ``gamma=0.5, gae_lambda=0.9`` did best of the variants tried, 65%
+held-out after 150k steps (``benchmarks/results/policy_learning_TRM-Sudoku-v0_gamma0.5.json``;
+the table's entry did no better in a stopped run), far from the 99% target either way, so
+the entry keeps the grid defaults until a variant gets close.
 
 Full gradients cost ~1.7x the CPU time of ``"last"`` per PPO step on 7x7 mazes (188 vs 315
 steps/s, ``benchmarks/results/policy_speed.json``) but need about half the samples; batch 128
