@@ -48,9 +48,9 @@ from tqdm.auto import tqdm
 from trm_rl import __version__
 from trm_rl.agents.policy import POLICY_DEFAULTS, TRM_FIELDS, resolve_mixer
 from trm_rl.agents.reinforce_agent import ReinforceAgent, build_policy, mask_logits
-from trm_rl.agents.reinforce_config import ReinforceConfig
+from trm_rl.agents.reinforce_config import CYCLE_LOSSES, ReinforceConfig
 from trm_rl.agents.reinforce_rollout import collect_episodes, make_envs
-from trm_rl.config import TRMConfig
+from trm_rl.config import TRMConfig, require_choice
 
 TRM_DEFAULTS: dict[str, Any] = {
     **{name: POLICY_DEFAULTS[name] for name in TRM_FIELDS},
@@ -94,6 +94,7 @@ def cycle_losses(
     log_pi = logits.log_softmax(dim=-1)
     log_probs = log_pi.gather(-1, actions.expand(logits.shape[0], -1).unsqueeze(-1)).squeeze(-1)
     entropy = -(log_pi.exp() * log_pi).sum(dim=-1).mean(dim=-1)
+    require_choice("mode", mode, CYCLE_LOSSES)
     advantages = advantages.detach()
     acting = logits.shape[0] - 1 if acting is None else acting
     if mode == "imitate":
@@ -101,11 +102,9 @@ def cycle_losses(
     elif mode == "importance":
         ratios = (log_probs - log_probs[acting]).detach().exp().clamp(max=importance_clip)
         weighted = ratios * advantages
-    elif mode == "positive":
+    else:
         weighted = advantages.clamp(min=0.0).expand_as(log_probs).clone()
         weighted[acting] = advantages
-    else:
-        raise ValueError(f'mode must be "imitate", "importance" or "positive", got {mode!r}')
     pg = -(weighted * log_probs).mean(dim=-1)
     return pg, entropy, log_probs
 
