@@ -142,7 +142,7 @@ class TRMNetwork(nn.Module):
     Args:
         observation_space: the (unflattened) observation space.
         config: the core's config; ``mixer="mlp"`` uses the tokeniser's token count,
-            ``mixer="conv"`` its grid shape (grid observations only).
+            ``mixer="conv"`` and ``"peers"`` its grid shape (grid observations only).
         vector_tokens: ``"single"`` or ``"per_feature"`` tokens for vector observations.
         focus_channel: for grid observations ``(C, H, W)``, read the pooled features at the
             cells marked in this channel (e.g. 1, the agent, in a maze) instead of through
@@ -161,10 +161,11 @@ class TRMNetwork(nn.Module):
     ) -> None:
         super().__init__()
         self.tokenizer = ObservationTokenizer(observation_space, config.hidden_dim, vector_tokens)
-        if config.mixer == "conv" and self.tokenizer.grid_shape is None:
+        if config.mixer in ("conv", "peers") and self.tokenizer.grid_shape is None:
             raise ValueError(
-                'mixer="conv" needs grid observations (Box (H, W) or (C, H, W), or a square '
-                f'MultiDiscrete), got {observation_space}; use mixer="mlp" or "attention"'
+                f'mixer="{config.mixer}" needs grid observations (Box (H, W) or (C, H, W), or '
+                f'a square MultiDiscrete), got {observation_space}; use mixer="mlp" or '
+                '"attention"'
             )
         self.focus_channel = self._check_focus(observation_space, focus_channel)
         self.core = RecursiveCore(

@@ -151,6 +151,7 @@ class TRMPolicyMixin:
         l_cycles: inner z_L updates per outer cycle (default 2).
         mixer: ``"auto"`` (default: ``"conv"`` on grids, ``"mlp"`` on other multi-token
             observations, ``"none"`` on vectors), ``"mlp"``, ``"attention"``, ``"conv"``,
+            ``"peers"`` (Sudoku's row/column/box graph; square grids of side 4, 9, ...),
             ``"none"``.
         n_heads: attention heads (``mixer="attention"``; default 4).
         expansion: SwiGLU expansion (default 2.0).

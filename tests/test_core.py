@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from trm_rl import RecursiveCore, TRMConfig
+from trm_rl.core import peer_adjacency
 
 SMALL = dict(hidden_dim=16, n_layers=1, h_cycles=3, l_cycles=2, n_heads=2)
 TOKENS = 9
@@ -14,7 +15,7 @@ TOKENS = 9
 def make_core(seed: int = 0, **overrides) -> RecursiveCore:
     torch.manual_seed(seed)
     config = TRMConfig(**{**SMALL, **overrides})
-    n_tokens = 1 if config.mixer == "none" else TOKENS
+    n_tokens = {"none": 1, "peers": 16}.get(config.mixer, TOKENS)
     return RecursiveCore(config, n_tokens=n_tokens)
 
 
@@ -23,7 +24,7 @@ def tokens_for(core: RecursiveCore, batch: int = 4, seed: int = 1) -> torch.Tens
     return torch.randn(batch, core.n_tokens, core.config.hidden_dim, generator=generator)
 
 
-@pytest.mark.parametrize("mixer", ["mlp", "attention", "conv", "none"])
+@pytest.mark.parametrize("mixer", ["mlp", "attention", "conv", "peers", "none"])
 def test_output_shapes(mixer):
     core = make_core(mixer=mixer)
     x = tokens_for(core)
@@ -34,7 +35,7 @@ def test_output_shapes(mixer):
     assert torch.equal(out.states[-1], out.carry.z_H)
 
 
-@pytest.mark.parametrize("mixer", ["mlp", "attention", "conv", "none"])
+@pytest.mark.parametrize("mixer", ["mlp", "attention", "conv", "peers", "none"])
 def test_parameter_count_does_not_depend_on_cycles(mixer):
     counts = {
         sum(p.numel() for p in make_core(mixer=mixer, h_cycles=h, l_cycles=inner).parameters())
@@ -201,6 +202,36 @@ def test_conv_mixer_is_local_on_the_grid():
     changed = (core.f(bumped) - core.f(h)).abs().sum(-1)[0] > 1e-6
     neighbours_of_corner = [0, 1, 3, 4]
     assert changed.nonzero().flatten().tolist() == neighbours_of_corner
+
+
+def test_peer_adjacency_is_sudokus_constraint_graph():
+    adjacency = peer_adjacency(4)
+    assert adjacency.shape == (3, 16, 16)
+    assert torch.equal(adjacency, adjacency.transpose(1, 2))
+    assert adjacency.diagonal(dim1=1, dim2=2).sum() == 0
+    row, column, box = (adjacency[r, 5].nonzero().flatten().tolist() for r in range(3))
+    assert (row, column, box) == ([4, 6, 7], [1, 9, 13], [0, 1, 4])
+    assert adjacency.sum(dim=(0, 2)).tolist() == [9.0] * 16
+    assert (peer_adjacency(9).amax(0).sum(-1) == 20).all()
+
+
+def test_peer_mixer_reads_only_a_cells_peers():
+    torch.manual_seed(0)
+    core = RecursiveCore(TRMConfig(**{**SMALL, "mixer": "peers"}), n_tokens=16)
+    assert core.grid_shape == (4, 4)
+    h = torch.zeros(1, 16, 16)
+    bumped = h.clone()
+    bumped[0, 5] = 1.0
+    changed = (core.f(bumped) - core.f(h)).abs().sum(-1)[0] > 1e-6
+    assert changed.nonzero().flatten().tolist() == [0, 1, 4, 5, 6, 7, 9, 13]
+
+
+@pytest.mark.parametrize(
+    ("n_tokens", "grid_shape"), [(9, None), (25, None), (None, (4, 2)), (36, (6, 6))]
+)
+def test_peer_mixer_needs_a_sudoku_grid(n_tokens, grid_shape):
+    with pytest.raises(ValueError, match="peers"):
+        RecursiveCore(TRMConfig(**{**SMALL, "mixer": "peers"}), n_tokens, grid_shape)
 
 
 def test_conv_grid_shape_defaults_to_square_and_is_checked():

@@ -27,11 +27,12 @@ def batch_of(space: spaces.Space, n: int = 4) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("name", SPACES)
-@pytest.mark.parametrize("mixer", ["mlp", "attention", "conv", "none"])
+@pytest.mark.parametrize("mixer", ["mlp", "attention", "conv", "peers", "none"])
 def test_feature_shapes(name, mixer):
     space, n_tokens, features = SPACES[name]
-    if mixer == "conv" and name not in ("grid", "categorical"):
-        with pytest.raises(ValueError, match="conv"):
+    grids = {"conv": ("grid", "categorical"), "peers": ("categorical",)}
+    if mixer in grids and name not in grids[mixer]:
+        with pytest.raises(ValueError, match=mixer):
             TRMNetwork(space, TRMConfig(**CONFIG, mixer=mixer))
         return
     net = TRMNetwork(space, TRMConfig(**CONFIG, mixer=mixer))

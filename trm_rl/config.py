@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-MIXERS = ("mlp", "attention", "conv", "none")
+MIXERS = ("mlp", "attention", "conv", "peers", "none")
 GRAD_MODES = ("full", "last")
 
 
@@ -65,8 +65,9 @@ class TRMConfig:
     mixer: str = "mlp"
     """Token mixing: "mlp" (TRM's mlp_t, a SwiGLU across a fixed token axis), "attention",
     "conv" (a depthwise 3x3 convolution over a grid of cell tokens: each cell reads its 8
-    neighbours, cheap and local, for mazes), or "none" (tokens processed independently, e.g.
-    a single vector token)."""
+    neighbours, cheap and local, for mazes), "peers" (each cell of a Sudoku grid reads its
+    row, column and box peers: the constraint graph, for Sudoku), or "none" (tokens processed
+    independently, e.g. a single vector token)."""
     n_heads: int = 4
     """Attention heads (mixer "attention" only); must divide ``hidden_dim``."""
     expansion: float = 4.0

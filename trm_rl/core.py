@@ -104,6 +104,46 @@ class GridConv(nn.Module):
         return mixed.permute(0, 2, 3, 1).reshape(batch, tokens, width)
 
 
+PEER_RELATIONS = ("row", "column", "box")
+"""The relations of ``mixer="peers"``, in the order of :func:`peer_adjacency`."""
+
+
+def peer_adjacency(side: int) -> Tensor:
+    """Sudoku's constraint graph on a ``side x side`` grid (``side = b * b``, boxes b x b).
+
+    Returns a float ``[3, T, T]`` 0/1 tensor, ``T = side ** 2`` cells in row-major order:
+    entry ``[r, i, j]`` is 1 when cell ``j`` is a peer of cell ``i`` in relation ``r``
+    (:data:`PEER_RELATIONS`: same row, same column, same box), never for ``i == j``.
+    """
+    box = math.isqrt(side)
+    cells = torch.arange(side * side)
+    rows, cols = cells // side, cells % side
+    boxes = (rows // box) * box + cols // box
+    different = cells[:, None] != cells[None, :]
+    groups = [rows, cols, boxes]
+    return torch.stack([(g[:, None] == g[None, :]) & different for g in groups]).float()
+
+
+class PeerMix(nn.Module):
+    """Token mixing over Sudoku's constraint graph: each cell token reads the sums of its
+    row, column and box peers' states, combined by one ``Linear(3 D, D)`` (no bias).
+
+    Tokens ``[B, T, D]`` (the cells of a ``side x side`` grid in row-major order, ``side``
+    a perfect square) -> ``[B, T, D]``. A cell's output depends only on its peers (7 on a
+    4x4 grid, 20 on 9x9), the cells a Sudoku rule relates it to.
+    """
+
+    def __init__(self, width: int, side: int) -> None:
+        super().__init__()
+        self.register_buffer("adjacency", peer_adjacency(side), persistent=False)
+        self.combine = nn.Linear(len(PEER_RELATIONS) * width, width, bias=False)
+        _init_linear(self.combine)
+
+    def forward(self, x: Tensor) -> Tensor:
+        sums = torch.einsum("rts,bsd->btrd", self.adjacency, x)
+        return self.combine(sums.flatten(-2))
+
+
 class Block(nn.Module):
     """Post-norm residual block: optional token mixing, then a channel SwiGLU."""
 
@@ -120,6 +160,9 @@ class Block(nn.Module):
         elif config.mixer == "conv":
             assert grid_shape is not None
             self.token_mix = GridConv(config.hidden_dim, grid_shape)
+        elif config.mixer == "peers":
+            assert grid_shape is not None
+            self.token_mix = PeerMix(config.hidden_dim, grid_shape[0])
         else:
             self.token_mix = None
         self.channel_mix = SwiGLU(config.hidden_dim, config.expansion)
@@ -132,16 +175,19 @@ class Block(nn.Module):
         return rms_norm(h + self.channel_mix(h))
 
 
-def _conv_grid(n_tokens: int | None, grid_shape: tuple[int, int] | None) -> tuple[int, int]:
-    """The grid of ``mixer="conv"``: ``grid_shape`` if given, else a square of ``n_tokens``."""
+def _mixer_grid(
+    mixer: str, n_tokens: int | None, grid_shape: tuple[int, int] | None
+) -> tuple[int, int]:
+    """The grid of ``mixer="conv"`` or ``"peers"``: ``grid_shape`` if given, else a square of
+    ``n_tokens``; ``"peers"`` also needs a square grid whose side is a perfect square >= 4."""
     if grid_shape is None:
         side = math.isqrt(n_tokens or 0)
         if n_tokens is None or side * side != n_tokens:
             raise ValueError(
-                f'mixer="conv" needs grid_shape=(H, W), or n_tokens a perfect square; got '
+                f'mixer="{mixer}" needs grid_shape=(H, W), or n_tokens a perfect square; got '
                 f"n_tokens={n_tokens!r}"
             )
-        return side, side
+        grid_shape = (side, side)
     if (
         not isinstance(grid_shape, tuple | list)
         or len(grid_shape) != 2
@@ -150,7 +196,14 @@ def _conv_grid(n_tokens: int | None, grid_shape: tuple[int, int] | None) -> tupl
         raise ValueError(f"grid_shape must be two ints >= 1 (H, W), got {grid_shape!r}")
     if n_tokens is not None and grid_shape[0] * grid_shape[1] != n_tokens:
         raise ValueError(f"grid_shape {tuple(grid_shape)} must hold n_tokens={n_tokens} cells")
-    return int(grid_shape[0]), int(grid_shape[1])
+    height, width = int(grid_shape[0]), int(grid_shape[1])
+    box = math.isqrt(height)
+    if mixer == "peers" and not (height == width and box * box == height and box >= 2):
+        raise ValueError(
+            'mixer="peers" needs a square Sudoku grid whose side is a perfect square >= 4 '
+            f"(4x4, 9x9, ...), got grid_shape {(height, width)}"
+        )
+    return height, width
 
 
 @dataclass
@@ -195,8 +248,9 @@ class RecursiveCore(nn.Module):
         config: widths, cycles, mixer, gradient mode, halting.
         n_tokens: token count T; required by ``mixer="mlp"`` (its weights span the token
             axis), optional otherwise.
-        grid_shape: ``(H, W)`` with ``H * W = T`` for ``mixer="conv"`` (tokens are the cells
-            of that grid in row-major order); defaults to a square grid of ``n_tokens``.
+        grid_shape: ``(H, W)`` with ``H * W = T`` for ``mixer="conv"`` or ``"peers"`` (tokens
+            are the cells of that grid in row-major order); defaults to a square grid of
+            ``n_tokens``.
 
     Shapes: input tokens ``x [B, T, D]`` with ``D = config.hidden_dim``; see
     :class:`CoreOutput` for the outputs. The parameter count does not depend on
@@ -218,8 +272,8 @@ class RecursiveCore(nn.Module):
             isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 1
         ):
             raise ValueError(f"n_tokens must be an int >= 1, got {n_tokens!r}")
-        if config.mixer == "conv":
-            grid_shape = _conv_grid(n_tokens, grid_shape)
+        if config.mixer in ("conv", "peers"):
+            grid_shape = _mixer_grid(config.mixer, n_tokens, grid_shape)
             n_tokens = grid_shape[0] * grid_shape[1]
         self.config = config
         self.n_tokens = n_tokens
