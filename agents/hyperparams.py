@@ -101,8 +101,8 @@ RECIPES: dict[str, Recipe] = {
     "TRM-Sudoku-v0": Recipe(
         algo="maskable-ppo",
         n_envs=16,
-        ppo=_GRID_PPO,
-        trm={"mixer": "mlp", "h_cycles": 3, "l_cycles": 2, "token_actions": True},
+        ppo={**_GRID_PPO, "gamma": 0.0},
+        trm={"mixer": "peers", "h_cycles": 3, "l_cycles": 2, "token_actions": True},
     ),
     "TRM-VanDerPol-v0": Recipe(n_envs=8, trm={"h_cycles": 2, "l_cycles": 2}),
 }

@@ -44,13 +44,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "algo_kwargs": {"n_epochs": 2},
     },
     "trm-k3-mlp-mixer": {"policy_kwargs": {"mixer": "mlp"}},
+    "trm-k3-compiled": {"compile": True},
     "trm-prototype": {
         "policy_kwargs": {**PROTOTYPE, "expansion": 4.0},
         "algo_kwargs": {"n_epochs": 10, "batch_size": 256},
     },
 }
-"""Name -> ``TrainConfig`` overrides. ``trm-k3`` is the recommended TRM policy (H=3, full
-gradients, PPO batch 128); ``trm-prototype`` is the issue's first prototype."""
+"""Name -> ``TrainConfig`` overrides, and ``"compile": True`` to run the core through
+``torch.compile`` (compiled during the warm-up, so its compile time is not in the rates).
+``trm-k3`` is the recommended TRM policy (H=3, full gradients, PPO batch 128);
+``trm-prototype`` is the issue's first prototype."""
 
 
 class PhaseClock(BaseCallback):
@@ -70,11 +73,16 @@ class PhaseClock(BaseCallback):
         return True
 
 
-def measure(config: TrainConfig, timesteps: int) -> dict[str, Any]:
-    """Steps/s (wall and CPU) of ``timesteps`` PPO steps after a one-rollout warm-up."""
+def measure(config: TrainConfig, timesteps: int, compile_core: bool = False) -> dict[str, Any]:
+    """Steps/s (wall and CPU) of ``timesteps`` PPO steps after a one-rollout warm-up, and
+    the warm-up's wall time (``torch.compile``'s compilation with ``compile_core``)."""
     model = make_model(config)
+    if compile_core:
+        model.policy.network.core.compile()
     rollout = model.n_steps * model.n_envs
+    warm_up = time.perf_counter()
     model.learn(rollout)
+    warm_up = time.perf_counter() - warm_up
     clock = PhaseClock()
     wall, cpu = time.perf_counter(), time.process_time()
     model.learn(timesteps, callback=clock, reset_num_timesteps=False)
@@ -86,6 +94,7 @@ def measure(config: TrainConfig, timesteps: int) -> dict[str, Any]:
         "steps_per_s_wall": timesteps / wall,
         "steps_per_s_cpu": timesteps / cpu,
         "rollout_cpu_fraction": clock.rollout_cpu / cpu,
+        "warm_up_s_wall": warm_up,
     }
 
 
@@ -128,8 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     rows = {}
     for name in args.variants:
-        config = TrainConfig(args.env, seed=args.seed, device="cpu", **VARIANTS[name])
-        rows[name] = measure(config, args.timesteps)
+        overrides = dict(VARIANTS[name])
+        compile_core = overrides.pop("compile", False)
+        config = TrainConfig(args.env, seed=args.seed, device="cpu", **overrides)
+        rows[name] = measure(config, args.timesteps, compile_core)
         row = rows[name]
         print(
             f"{name:18s} {row['params']:>7d} params  {row['steps_per_s_cpu']:7.0f} steps/s (CPU) "
