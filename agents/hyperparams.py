@@ -20,10 +20,13 @@ TRM (conv mixer, agent-cell readout)     success
 ``TRM-Maze-7x7-v0`` with the table's entry (L=3): 93.0% held-out after 1M steps, one seed
 (98.0% at 900k; ``benchmarks/results/policy_learning_TRM-Maze-7x7-v0.json``).
 
-``TRM-Sudoku-v0``: ``gamma=0.5, gae_lambda=0.9`` did best of the variants tried, 65%
-held-out after 150k steps (``benchmarks/results/policy_learning_TRM-Sudoku-v0_gamma0.5.json``;
-the table's entry did no better in a stopped run), far from the 99% target either way, so
-the entry keeps the grid defaults until a variant gets close.
+``TRM-Sudoku-v0``: the ``"peers"`` mixer (each cell reads its row, column and box) and
+``gamma=0``. With the ``"mlp"`` mixer no variant tried passed 65% held-out (best:
+``gamma=0.5``, 150k steps, ``benchmarks/results/policy_learning_TRM-Sudoku-v0_gamma0.5.json``).
+``gamma=0`` because a Sudoku move's outcome is immediate: a wrong digit ends the episode at
+once and every right one keeps the puzzle solvable, so no credit has to travel and PPO
+becomes a contextual bandit with lower-variance advantages. Results of the recipe:
+``benchmarks/results/policy_learning_TRM-Sudoku-v0_peers-seed*.json``.
 
 Full gradients cost ~1.7x the CPU time of ``"last"`` per PPO step on 7x7 mazes (188 vs 315
 steps/s, ``benchmarks/results/policy_speed.json``) but need about half the samples; batch 128
