@@ -54,14 +54,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Measure the default config with every mixer, print a table, write JSON."""
+    """Measure the default config with every mixer, print a table, write JSON. ``"none"``
+    runs on one token and ``"peers"`` on a 4x4 Sudoku grid (16 tokens); the others on
+    ``--tokens``."""
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rows = []
     print(f"default TRMConfig, batch {args.batch}, {args.threads} thread(s), seed {args.seed}")
     print(f"{'mixer':<10} {'tokens':>6} {'params':>8} {'forward ms':>11} {'fwd+bwd ms':>11}")
     for mixer in MIXERS:
-        n_tokens = 1 if mixer == "none" else args.tokens
+        n_tokens = {"none": 1, "peers": 16}.get(mixer, args.tokens)
         row = measure(TRMConfig(mixer=mixer), n_tokens, args.batch, args.repeats)
         rows.append(row)
         print(
