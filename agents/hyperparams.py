@@ -25,8 +25,9 @@ TRM (conv mixer, agent-cell readout)     success
 ``gamma=0.5``, 150k steps, ``benchmarks/results/policy_learning_TRM-Sudoku-v0_gamma0.5.json``).
 ``gamma=0`` because a Sudoku move's outcome is immediate: a wrong digit ends the episode at
 once and every right one keeps the puzzle solvable, so no credit has to travel and PPO
-becomes a contextual bandit with lower-variance advantages. Results of the recipe:
-``benchmarks/results/policy_learning_TRM-Sudoku-v0_peers-seed*.json``.
+becomes a contextual bandit with lower-variance advantages. The recipe: 98.6%, 98.8%, 98.8%
+held-out after 500k steps (seeds 0-2; the matched MLP with the same PPO settings 85.8%,
+83.2%, 86.0%; ``benchmarks/results/policy_learning_TRM-Sudoku-v0_peers-seed*.json``).
 
 Full gradients cost ~1.7x the CPU time of ``"last"`` per PPO step on 7x7 mazes (188 vs 315
 steps/s, ``benchmarks/results/policy_speed.json``) but need about half the samples; batch 128
