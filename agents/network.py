@@ -14,7 +14,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from trm_rl.config import TRMConfig
+from trm_rl.config import GRID_MIXERS, TRMConfig
 from trm_rl.core import CoreOutput, RecursiveCore
 
 VECTOR_TOKENS = ("single", "per_feature")
@@ -161,7 +161,7 @@ class TRMNetwork(nn.Module):
     ) -> None:
         super().__init__()
         self.tokenizer = ObservationTokenizer(observation_space, config.hidden_dim, vector_tokens)
-        if config.mixer in ("conv", "peers") and self.tokenizer.grid_shape is None:
+        if config.mixer in GRID_MIXERS and self.tokenizer.grid_shape is None:
             raise ValueError(
                 f'mixer="{config.mixer}" needs grid observations (Box (H, W) or (C, H, W), or '
                 f'a square MultiDiscrete), got {observation_space}; use mixer="mlp" or '

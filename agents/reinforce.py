@@ -91,10 +91,10 @@ def cycle_losses(
         ``pg [H]`` (``-mean_t c_kt A_t log pi_k(a_t)``), ``entropy [H]`` (mean over steps)
         and ``log_probs [H, N]`` of the taken actions.
     """
+    require_choice("mode", mode, CYCLE_LOSSES)
     log_pi = logits.log_softmax(dim=-1)
     log_probs = log_pi.gather(-1, actions.expand(logits.shape[0], -1).unsqueeze(-1)).squeeze(-1)
     entropy = -(log_pi.exp() * log_pi).sum(dim=-1).mean(dim=-1)
-    require_choice("mode", mode, CYCLE_LOSSES)
     advantages = advantages.detach()
     acting = logits.shape[0] - 1 if acting is None else acting
     if mode == "imitate":

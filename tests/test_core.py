@@ -7,6 +7,7 @@ import torch
 
 from trm_rl import RecursiveCore, TRMConfig
 from trm_rl.core import peer_adjacency
+from trm_rl.envs.sudoku_puzzles import PEERS
 
 SMALL = dict(hidden_dim=16, n_layers=1, h_cycles=3, l_cycles=2, n_heads=2)
 TOKENS = 9
@@ -213,6 +214,8 @@ def test_peer_adjacency_is_sudokus_constraint_graph():
     assert (row, column, box) == ([4, 6, 7], [1, 9, 13], [0, 1, 4])
     assert adjacency.sum(dim=(0, 2)).tolist() == [9.0] * 16
     assert (peer_adjacency(9).amax(0).sum(-1) == 20).all()
+    peers = [set(row.nonzero().flatten().tolist()) for row in adjacency.amax(0)]
+    assert peers == [set(cell_peers) for cell_peers in PEERS]
 
 
 def test_peer_mixer_reads_only_a_cells_peers():

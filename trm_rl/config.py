@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 MIXERS = ("mlp", "attention", "conv", "peers", "none")
+GRID_MIXERS = ("conv", "peers")
+"""The mixers whose tokens are the cells of a grid (they need its shape)."""
 GRAD_MODES = ("full", "last")
 
 

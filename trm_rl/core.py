@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trm_rl.config import TRMConfig
+from trm_rl.config import GRID_MIXERS, TRMConfig
 
 RMS_EPS = 1e-5
 
@@ -197,8 +197,7 @@ def _mixer_grid(
     if n_tokens is not None and grid_shape[0] * grid_shape[1] != n_tokens:
         raise ValueError(f"grid_shape {tuple(grid_shape)} must hold n_tokens={n_tokens} cells")
     height, width = int(grid_shape[0]), int(grid_shape[1])
-    box = math.isqrt(height)
-    if mixer == "peers" and not (height == width and box * box == height and box >= 2):
+    if mixer == "peers" and not (height == width >= 4 and math.isqrt(height) ** 2 == height):
         raise ValueError(
             'mixer="peers" needs a square Sudoku grid whose side is a perfect square >= 4 '
             f"(4x4, 9x9, ...), got grid_shape {(height, width)}"
@@ -272,7 +271,7 @@ class RecursiveCore(nn.Module):
             isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 1
         ):
             raise ValueError(f"n_tokens must be an int >= 1, got {n_tokens!r}")
-        if config.mixer in ("conv", "peers"):
+        if config.mixer in GRID_MIXERS:
             grid_shape = _mixer_grid(config.mixer, n_tokens, grid_shape)
             n_tokens = grid_shape[0] * grid_shape[1]
         self.config = config
