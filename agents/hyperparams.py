@@ -17,8 +17,9 @@ TRM (conv mixer, agent-cell readout)     success
 ``grad_mode="full"``, batch 128 (table)   98.8%, 99.0%, 99.0% (seeds 0-2)
 =======================================  ========
 
-``TRM-Maze-7x7-v0`` with the table's entry (L=3): 93.0% and 97.3% held-out after 1M steps,
-seeds 0 and 1 (``benchmarks/results/policy_learning_TRM-Maze-7x7-v0.json``, ``..._seed1-trm.json``).
+``TRM-Maze-7x7-v0`` with the table's entry (L=3): 93.0%, 97.3% and 96.0% held-out after 1M
+steps, seeds 0-2 (``benchmarks/results/policy_learning_TRM-Maze-7x7-v0.json``,
+``..._seed1-trm.json``, ``..._seed2-trm.json``).
 
 ``TRM-Sudoku-v0``: the ``"peers"`` mixer (each cell reads its row, column and box) and
 ``gamma=0``. With the ``"mlp"`` mixer no variant tried passed 65% held-out (best:
