@@ -4,9 +4,10 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from trm_rl import RecursiveCore, TRMConfig
-from trm_rl.core import peer_adjacency
+from trm_rl.core import RMS_EPS, SwiGLU, peer_adjacency, rms_norm
 from trm_rl.envs.sudoku_puzzles import PEERS
 
 SMALL = dict(hidden_dim=16, n_layers=1, h_cycles=3, l_cycles=2, n_heads=2)
@@ -245,3 +246,28 @@ def test_conv_grid_shape_defaults_to_square_and_is_checked():
         RecursiveCore(config, n_tokens=6)
     with pytest.raises(ValueError, match="grid_shape"):
         RecursiveCore(config, n_tokens=6, grid_shape=(2, 2))
+
+
+def test_rms_norm_matches_torch_in_values_and_gradients():
+    x = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(3, 5, 8, dtype=torch.float64)
+    ours = torch.autograd.grad(rms_norm(x), x, grad)[0]
+    reference = torch.autograd.grad(F.rms_norm(x, (8,), eps=RMS_EPS), x, grad)[0]
+    assert torch.allclose(rms_norm(x), F.rms_norm(x, (8,), eps=RMS_EPS))
+    assert torch.allclose(ours, reference)
+    assert torch.autograd.gradcheck(rms_norm, (x[:1, :2],))
+
+
+def test_rms_norm_refuses_second_order_gradients():
+    x = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(rms_norm(x).pow(3).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        grad.sum().backward()
+
+
+def test_swiglu_is_silu_gate_times_up_of_the_fused_projection():
+    torch.manual_seed(0)
+    swiglu = SwiGLU(width=8, expansion=2.0)
+    x = torch.randn(2, 3, 8)
+    gate, up = swiglu.gate_up(x).chunk(2, dim=-1)
+    assert torch.allclose(swiglu(x), swiglu.down(F.silu(gate) * up), atol=1e-6)

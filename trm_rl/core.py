@@ -21,15 +21,39 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from trm_rl.config import GRID_MIXERS, TRMConfig
 
 RMS_EPS = 1e-5
 
 
+class _RMSNorm(torch.autograd.Function):
+    """``y = x / sqrt(mean(x ** 2) + eps)`` over the last axis, with the backward written
+    out: ``dx = (g - y * mean(g * y)) / sqrt(mean(x ** 2) + eps)``. Autograd's backward of
+    ``F.rms_norm`` runs ~3x the element-wise ops on CPU, and the core applies the norm
+    ``2 n_layers`` times per block application."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        mean_square = torch.linalg.vecdot(x, x).unsqueeze(-1).div_(x.shape[-1])
+        inverse_rms = mean_square.add_(RMS_EPS).rsqrt_()
+        y = x * inverse_rms
+        ctx.save_for_backward(y, inverse_rms)
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> Tensor:
+        y, inverse_rms = ctx.saved_tensors
+        mean_grad_y = torch.linalg.vecdot(grad, y).unsqueeze(-1).div_(y.shape[-1])
+        return torch.addcmul(grad, y, mean_grad_y, value=-1.0).mul_(inverse_rms)
+
+
 def rms_norm(x: Tensor) -> Tensor:
-    """Parameter-free RMSNorm over the last axis (as TRM's post-norm)."""
-    return F.rms_norm(x, (x.shape[-1],), eps=RMS_EPS)
+    """Parameter-free RMSNorm over the last axis (as TRM's post-norm); the same values and
+    gradients as ``F.rms_norm(x, (D,), eps=RMS_EPS)``, first-order gradients only."""
+    return _RMSNorm.apply(x)
 
 
 def _init_linear(layer: nn.Linear) -> None:
@@ -60,7 +84,11 @@ class SwiGLU(nn.Module):
         _init_linear(self.down)
 
     def forward(self, x: Tensor) -> Tensor:
-        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        # Two products on the weight's halves, not one product then ``chunk``: the chunks
+        # would be strided views, on which CPU silu and mul run ~4x slower.
+        inner = self.down.in_features
+        gate = F.linear(x, self.gate_up.weight[:inner])
+        up = F.linear(x, self.gate_up.weight[inner:])
         return self.down(F.silu(gate) * up)
 
 
