@@ -33,7 +33,7 @@ One cycle (``h_cycles=1, l_cycles=1``) does as well at ~4x the speed: 99.6%, 98.
 (``..._peers-k1-seed*.json``); the table keeps K=3, which the benchmarks' K=3 / K=5 agents
 start from.
 
-Full gradients cost ~1.7x the CPU time of ``"last"`` per PPO step on 7x7 mazes (188 vs 315
+Full gradients cost ~1.5x the CPU time of ``"last"`` per PPO step on 7x7 mazes (186 vs 286
 steps/s, ``benchmarks/results/policy_speed.json``) but need about half the samples; batch 128
 gives 4x more gradient steps per rollout at the same cost per sample.
 """

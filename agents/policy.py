@@ -156,7 +156,7 @@ class TRMPolicyMixin:
         n_heads: attention heads (``mixer="attention"``; default 4).
         expansion: SwiGLU expansion (default 2.0).
         grad_mode: ``"full"`` (default: backpropagate through every cycle) or ``"last"``
-            (TRM's one-step gradient: the first H-1 cycles run without autograd; ~1.8x
+            (TRM's one-step gradient: the first H-1 cycles run without autograd; ~1.7x
             cheaper updates, but on 5x5 mazes it needed about twice the samples).
         learned_init: learn the initial z_H, z_L (default False).
         vector_tokens: ``"single"`` (default) or ``"per_feature"``.
