@@ -4,7 +4,8 @@ Builds the job list (agents x envs x algorithms x seeds, plus the random and exa
 references), runs it in parallel processes (one torch thread each), and writes to
 ``--out DIR``:
 
-- ``rows/*.json``: one results row per finished job (a rerun skips finished jobs);
+- ``rows/*.json``: one results row per finished job (a run starts by clearing them; with
+  ``--resume`` it keeps them and skips those jobs, to finish an interrupted run);
 - ``results.json``: every row, plus the versions and settings used;
 - ``results.md``: per env and algorithm, success mean with its 95% bootstrap interval and
   IQM over seeds, mean return, path length / BFS, parameters, steps/s and speed vs MLP;
@@ -101,13 +102,22 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def run_jobs(jobs: list[Job], out: Path, workers: int) -> list[dict[str, Any]]:
-    """Run the jobs not yet in ``out/rows`` in ``workers`` processes, the most expensive
-    first (:attr:`Job.relative_cost`); return all rows."""
+def run_jobs(
+    jobs: list[Job], out: Path, workers: int, resume: bool = False
+) -> list[dict[str, Any]]:
+    """Run ``jobs`` in ``workers`` processes, the most expensive first
+    (:attr:`Job.relative_cost`), writing one row per job to ``out/rows``; return all rows.
+
+    Rows already in ``out/rows`` are deleted first, so a report never mixes runs; with
+    ``resume`` they are kept and their jobs skipped (an interrupted run of the same jobs).
+    """
     from trm_rl.benchmarks.runner import run_job
 
     rows_dir = out / "rows"
     rows_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        for stale in rows_dir.glob("*.json"):
+            stale.unlink()
     pending = [job for job in jobs if not (rows_dir / f"{job.name}.json").exists()]
     pending.sort(key=lambda job: job.relative_cost, reverse=True)
     context = multiprocessing.get_context("spawn")
@@ -211,6 +221,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--report-only", action="store_true", help="only build the report from OUT/rows"
     )
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows in OUT/rows and run only the missing jobs (finish an interrupted "
+        "run with the same flags); by default a run clears OUT/rows first",
+    )
+    parser.add_argument(
         "--control-results",
         type=Path,
         default=CONTROL_RESULTS,
@@ -267,7 +283,7 @@ def run(args: argparse.Namespace) -> int:
         rows = read_rows(out)
     else:
         print(f"{len(jobs)} jobs on {settings['workers']} processes -> {out}")
-        rows = run_jobs(jobs, out, settings["workers"])
+        rows = run_jobs(jobs, out, settings["workers"], resume=args.resume)
     settings["wall_seconds"] = round(time.perf_counter() - start, 1)
     print(write_report(rows, out, settings, args.control_results))
     print(f"wall time {settings['wall_seconds']:.0f} s; report in {out / 'results.md'}")

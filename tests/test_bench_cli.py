@@ -72,6 +72,24 @@ def test_quick_bench_end_to_end(tmp_path, capsys):
     assert "VanDerPol" not in (tmp_path / "results.md").read_text()
 
 
+def test_a_run_clears_old_rows_and_resume_keeps_them(tmp_path):
+    rows = tmp_path / "rows"
+    rows.mkdir()
+    stale = rows / "TRM-Maze-Fixed-v0__none__random__s0.json"
+    stale.write_text("{}")
+    argv = [*TINY, "--agents", "solver", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    assert sorted(path.name for path in rows.glob("*.json")) == [
+        "TRM-Maze-Fixed-v0__none__solver__s0.json"
+    ]
+    kept = rows / "TRM-Maze-Fixed-v0__none__solver__s0.json"
+    kept.write_text(kept.read_text().replace('"success": 1.0', '"success": 0.5'))
+    assert main([*argv, "--resume"]) == 0
+    assert '"success": 0.5' in kept.read_text()
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [row["success"] for row in results["rows"]] == [0.5]
+
+
 def test_write_jobs_lists_agents_times_envs_times_seeds(tmp_path):
     path = tmp_path / "jobs.json"
     argv = [
