@@ -30,9 +30,9 @@ RMS_EPS = 1e-5
 
 class _RMSNorm(torch.autograd.Function):
     """``y = x / sqrt(mean(x ** 2) + eps)`` over the last axis, with the backward written
-    out: ``dx = (g - y * mean(g * y)) / sqrt(mean(x ** 2) + eps)``. Autograd's backward of
-    ``F.rms_norm`` runs ~3x the element-wise ops on CPU, and the core applies the norm
-    ``2 n_layers`` times per block application."""
+    out as four tensor ops: ``dx = (g - y * mean(g * y)) / sqrt(mean(x ** 2) + eps)``.
+    Autograd's backward of ``F.rms_norm`` chains several more pow/mul/div/sum ops on CPU,
+    and the core normalises after every token and channel mix."""
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
