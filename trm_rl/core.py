@@ -85,7 +85,7 @@ class SwiGLU(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # Two products on the weight's halves, not one product then ``chunk``: the chunks
-        # would be strided views, on which CPU silu and mul run ~4x slower.
+        # would be strided views, on which CPU silu and mul run several times slower.
         inner = self.down.in_features
         gate = F.linear(x, self.gate_up.weight[:inner])
         up = F.linear(x, self.gate_up.weight[inner:])
