@@ -28,6 +28,11 @@ from trm_rl.config import GRID_MIXERS, TRMConfig
 RMS_EPS = 1e-5
 
 
+def _mean_of_product(a: Tensor, b: Tensor) -> Tensor:
+    """``mean(a * b)`` over the last axis, kept as a size-1 axis (one fused dot product)."""
+    return torch.linalg.vecdot(a, b).unsqueeze(-1).div_(a.shape[-1])
+
+
 class _RMSNorm(torch.autograd.Function):
     """``y = x / sqrt(mean(x ** 2) + eps)`` over the last axis, with the backward written
     out as four tensor ops: ``dx = (g - y * mean(g * y)) / sqrt(mean(x ** 2) + eps)``.
@@ -36,8 +41,7 @@ class _RMSNorm(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
-        mean_square = torch.linalg.vecdot(x, x).unsqueeze(-1).div_(x.shape[-1])
-        inverse_rms = mean_square.add_(RMS_EPS).rsqrt_()
+        inverse_rms = _mean_of_product(x, x).add_(RMS_EPS).rsqrt_()
         y = x * inverse_rms
         ctx.save_for_backward(y, inverse_rms)
         return y
@@ -46,8 +50,7 @@ class _RMSNorm(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad: Tensor) -> Tensor:
         y, inverse_rms = ctx.saved_tensors
-        mean_grad_y = torch.linalg.vecdot(grad, y).unsqueeze(-1).div_(y.shape[-1])
-        return torch.addcmul(grad, y, mean_grad_y, value=-1.0).mul_(inverse_rms)
+        return torch.addcmul(grad, y, _mean_of_product(grad, y), value=-1.0).mul_(inverse_rms)
 
 
 def rms_norm(x: Tensor) -> Tensor:
