@@ -51,6 +51,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--env-kwargs", type=_json_object, default={}, help="JSON object for gym.make"
     )
+    parser.add_argument(
+        "--algo-kwargs",
+        type=_json_object,
+        default={},
+        help="JSON object of PPO/A2C/MaskablePPO overrides, e.g. '{\"n_epochs\": 2}'; "
+        'learning_rate and clip_range also take "lin_<start>" (linear decay to 0)',
+    )
     parser.add_argument("--n-envs", type=int, default=None, help="parallel envs")
     parser.add_argument("--tensorboard", default=None, help="TensorBoard dir (default DIR/tb)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -70,6 +77,11 @@ def run(args: argparse.Namespace) -> int:
     if args.algo == "reinforce":
         from trm_rl.agents import reinforce_cli
 
+        if args.algo_kwargs:
+            raise ValueError(
+                "--algo-kwargs applies to ppo, a2c and maskable-ppo; REINFORCE takes its own flags"
+            )
+
         return int(reinforce_cli.run(args) or 0)
     from trm_rl.agents.training import TrainConfig, train
 
@@ -87,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         env_kwargs=args.env_kwargs,
         n_envs=args.n_envs,
         policy_kwargs=policy_kwargs if args.policy == "trm" else {},
+        algo_kwargs=args.algo_kwargs,
         device=args.device,
     )
     train(config, out=args.out, tensorboard=args.tensorboard, progress_bar=not args.no_progress)

@@ -7,6 +7,7 @@ unless told otherwise, TensorBoard logs under ``tb/``.
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -74,6 +75,8 @@ class TrainConfig:
         for name in ("env_kwargs", "policy_kwargs", "algo_kwargs"):
             if not isinstance(getattr(self, name), dict):
                 raise TypeError(f"{name} must be a dict, got {type(getattr(self, name)).__name__}")
+        check_algo_kwargs(self.resolved_algo, self.resolved_algo_kwargs())
+        with_schedules(self.resolved_algo_kwargs())
 
     @property
     def resolved_algo(self) -> str:
@@ -123,6 +126,22 @@ def with_schedules(algo_kwargs: dict[str, Any]) -> dict[str, Any]:
             )
         resolved[name] = LinearSchedule(start, 0.0, 1.0)
     return resolved
+
+
+SET_BY_TRAINER = ("policy", "env", "policy_kwargs", "seed", "device", "tensorboard_log")
+"""Algorithm arguments that :func:`make_model` sets from the rest of the config."""
+
+
+def check_algo_kwargs(algo: str, algo_kwargs: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming any key of ``algo_kwargs`` that ``algo``'s constructor
+    does not take or that the trainer sets itself (:data:`SET_BY_TRAINER`)."""
+    accepted = set(inspect.signature(algorithm_class(algo)).parameters) - set(SET_BY_TRAINER)
+    unknown = sorted(set(algo_kwargs) - accepted)
+    if unknown:
+        raise ValueError(
+            f"algo_kwargs has {unknown}, which {algo} does not take here; allowed: "
+            f"{sorted(accepted)} ({', '.join(SET_BY_TRAINER)} come from the other settings)"
+        )
 
 
 def make_env(config: TrainConfig) -> VecEnv:

@@ -13,6 +13,7 @@ from trm_rl.agents.hyperparams import DEFAULT_RECIPE, RECIPES, Recipe, recipe
 from trm_rl.agents.loading import SB3Agent
 from trm_rl.agents.network import parameter_count
 from trm_rl.agents.training import (
+    SET_BY_TRAINER,
     TrainConfig,
     make_model,
     matched_mlp_config,
@@ -95,6 +96,7 @@ def test_train_mlp_policy_has_no_trm_settings(tmp_path):
         ["train", "--env", "TRM-Maze-v0", "--out", "x", "--algo", "dqn"],
         ["train", "--env", "TRM-Maze-v0", "--out", "x", "--mixer", "lstm"],
         ["train", "--env", "TRM-Maze-v0", "--out", "x", "--env-kwargs", "[1]"],
+        ["train", "--env", "TRM-Maze-v0", "--out", "x", "--algo-kwargs", '["n_epochs"]'],
         ["train", "--out", "x"],
     ],
 )
@@ -102,6 +104,32 @@ def test_train_cli_rejects_bad_flags(argv):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
+
+
+def test_train_cli_algo_kwargs_reach_the_model_and_the_config(tmp_path):
+    out = tmp_path / "maze"
+    overrides = {"n_epochs": 1, "learning_rate": "lin_0.002"}
+    argv = ["train", "--env", "TRM-Maze-v0", "--timesteps", "64", "--n-envs", "2"]
+    argv += ["--out", str(out), "--algo-kwargs", json.dumps(overrides), *TINY_FLAGS]
+    assert main(argv) == 0
+    agent = load_agent(out)
+    assert overrides.items() <= agent.config["algo_kwargs"].items()
+    assert agent.model.n_epochs == 1
+    assert agent.model.lr_schedule(1.0) == pytest.approx(2e-3)
+    assert agent.model.lr_schedule(0.5) == pytest.approx(1e-3)
+
+
+def test_bad_algo_kwargs_are_named_before_training(tmp_path):
+    with pytest.raises(ValueError, match=r"algo_kwargs has \['n_epoch'\].*n_epochs"):
+        TrainConfig("TRM-Maze-v0", algo_kwargs={"n_epoch": 2})
+    for name in SET_BY_TRAINER:
+        with pytest.raises(ValueError, match=name):
+            TrainConfig("TRM-Maze-v0", algo_kwargs={name: None})
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainConfig("TRM-Maze-v0", algo_kwargs={"learning_rate": "fast"})
+    argv = ["train", "--env", "TRM-Maze-v0", "--algo", "reinforce", "--out", str(tmp_path)]
+    with pytest.raises(ValueError, match="--algo-kwargs"):
+        main([*argv, "--algo-kwargs", '{"n_epochs": 2}'])
 
 
 def test_load_agent_explains_a_missing_directory(tmp_path):
@@ -173,6 +201,8 @@ def test_sb3_agent_passes_masks_only_to_maskable_models():
 def test_every_registered_trm_env_has_a_recipe():
     trm_ids = {env_id for env_id in registry if env_id.startswith("TRM-")}
     assert trm_ids <= set(RECIPES)
+    for env_id in RECIPES:
+        TrainConfig(env_id)
     assert recipe("trm_rl:TRM-Maze-v0") is RECIPES["TRM-Maze-v0"]
     assert recipe("CartPole-v1") is DEFAULT_RECIPE
 
