@@ -134,8 +134,9 @@ SET_BY_TRAINER = ("policy", "env", "policy_kwargs", "seed", "device", "tensorboa
 
 def check_algo_kwargs(algo: str, algo_kwargs: dict[str, Any]) -> None:
     """Raise ``ValueError`` naming any key of ``algo_kwargs`` that ``algo``'s constructor
-    does not take or that the trainer sets itself (:data:`SET_BY_TRAINER`)."""
-    accepted = set(inspect.signature(algorithm_class(algo)).parameters) - set(SET_BY_TRAINER)
+    does not take publicly or that the trainer sets itself (:data:`SET_BY_TRAINER`)."""
+    parameters = inspect.signature(algorithm_class(algo)).parameters
+    accepted = {name for name in parameters if not name.startswith("_")} - set(SET_BY_TRAINER)
     unknown = sorted(set(algo_kwargs) - accepted)
     if unknown:
         raise ValueError(

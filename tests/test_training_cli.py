@@ -122,7 +122,7 @@ def test_train_cli_algo_kwargs_reach_the_model_and_the_config(tmp_path):
 def test_bad_algo_kwargs_are_named_before_training(tmp_path):
     with pytest.raises(ValueError, match=r"algo_kwargs has \['n_epoch'\].*n_epochs"):
         TrainConfig("TRM-Maze-v0", algo_kwargs={"n_epoch": 2})
-    for name in SET_BY_TRAINER:
+    for name in (*SET_BY_TRAINER, "_init_setup_model"):
         with pytest.raises(ValueError, match=name):
             TrainConfig("TRM-Maze-v0", algo_kwargs={name: None})
     with pytest.raises(ValueError, match="learning_rate"):
