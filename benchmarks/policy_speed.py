@@ -39,6 +39,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "policy_kwargs": {"grad_mode": "last"},
         "algo_kwargs": {"batch_size": 512},
     },
+    "trm-k3-2-epochs": {"algo_kwargs": {"n_epochs": 2}},
     "trm-k3-last-grad-2-epochs": {
         "policy_kwargs": {"grad_mode": "last"},
         "algo_kwargs": {"n_epochs": 2},
