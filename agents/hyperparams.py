@@ -44,8 +44,7 @@ H=1, L=1, ``"lin_1e-3"`` (2000 puzzles; the table)       99.2%, 99.7%, 99.4% (99
 ``..._peers-k1-lindecay-seed*-eval2000.json``; the matched MLP with the H=3 settings: 85.8%,
 83.2%, 86.0%.) One cycle trained ~4x faster than H=3, L=2 (under different machine loads,
 so roughly) and solves as many: every move of a 4x4 puzzle needs one hop of the constraint
-graph. The benchmarks' K=3 / K=5 agents take
-L=1 and the PPO settings from here.
+graph. The benchmarks' K=3 / K=5 agents take L=1 and the PPO settings from here.
 
 Full gradients cost ~1.5x the CPU time of ``"last"`` per PPO step on 7x7 mazes (186 vs 286
 steps/s, ``benchmarks/results/policy_speed.json``) but need about half the samples; batch 128

@@ -123,7 +123,7 @@ def test_bad_algo_kwargs_are_named_before_training(tmp_path):
     with pytest.raises(ValueError, match=r"algo_kwargs has \['n_epoch'\].*n_epochs"):
         TrainConfig("TRM-Maze-v0", algo_kwargs={"n_epoch": 2})
     for name in (*SET_BY_TRAINER, "_init_setup_model"):
-        with pytest.raises(ValueError, match=name):
+        with pytest.raises(ValueError, match=rf"algo_kwargs has \['{name}'\]"):
             TrainConfig("TRM-Maze-v0", algo_kwargs={name: None})
     with pytest.raises(ValueError, match="learning_rate"):
         TrainConfig("TRM-Maze-v0", algo_kwargs={"learning_rate": "fast"})
