@@ -75,8 +75,9 @@ class TrainConfig:
         for name in ("env_kwargs", "policy_kwargs", "algo_kwargs"):
             if not isinstance(getattr(self, name), dict):
                 raise TypeError(f"{name} must be a dict, got {type(getattr(self, name)).__name__}")
-        check_algo_kwargs(self.resolved_algo, self.resolved_algo_kwargs())
-        with_schedules(self.resolved_algo_kwargs())
+        algo_kwargs = self.resolved_algo_kwargs()
+        check_algo_kwargs(self.resolved_algo, algo_kwargs)
+        with_schedules(algo_kwargs)
 
     @property
     def resolved_algo(self) -> str:
