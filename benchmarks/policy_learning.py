@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -28,7 +29,13 @@ import torch
 from trm_rl.agents.evaluation import evaluate
 from trm_rl.agents.loading import SB3Agent
 from trm_rl.agents.network import parameter_count
-from trm_rl.agents.training import TrainConfig, make_env, make_model, matched_mlp_config
+from trm_rl.agents.training import (
+    TrainConfig,
+    config_record,
+    make_env,
+    make_model,
+    matched_mlp_config,
+)
 from trm_rl.benchmarks.held_out import HeldOutCurve, TrainingStarts, fingerprint
 from trm_rl.benchmarks.stats import summarize
 
@@ -72,6 +79,12 @@ def run_one(
     curve = HeldOutCurve(every, held_out, f"{policy} seed {config.seed}", partial)
     model.learn(config.timesteps, callback=curve)
     final = curve.points[-1] if curve.points else held_out()
+    if args.save_models is not None:
+        directory = args.save_models / f"{policy}-seed{config.seed}"
+        directory.mkdir(parents=True, exist_ok=False)
+        model.save(directory / "model.zip")
+        record = {**config_record(config, model), "command": args.command}
+        (directory / "config.json").write_text(json.dumps(record, indent=2) + "\n")
     row = {
         "policy": policy,
         "seed": config.seed,
@@ -121,7 +134,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--algo-kwargs", type=json.loads, default={}, help="JSON algo overrides")
     parser.add_argument("--tag", default="", help="suffix of the results file name")
     parser.add_argument("--out", type=Path, default=None, help="results JSON path")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--save-models", type=Path, default=None, help="also save each agent to DIR/POLICY-seedS"
+    )
+    args = parser.parse_args(argv)
+    args.command = "python -m trm_rl.benchmarks.policy_learning " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,8 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         "eval": {"episodes": args.eval_episodes, "seed": args.eval_seed, "deterministic": True},
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
-        "command": "python -m trm_rl.benchmarks.policy_learning "
-        + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+        "command": args.command,
     }
     rows: list[dict[str, Any]] = []
 
