@@ -70,11 +70,11 @@ def load_agent(directory: str | Path, device: str = "auto") -> Any:
     config = json.loads(config_path.read_text())
     algo = config.get("algo")
     if algo == "reinforce":
-        from trm_rl.agents.reinforce import ReinforceAgent
+        from trm_rl.agents.reinforce.trainer import ReinforceAgent
 
         return ReinforceAgent.load(directory)
-    from trm_rl.agents.hyperparams import ALGOS
-    from trm_rl.agents.training import algorithm_class
+    from trm_rl.agents.sb3.hyperparams import ALGOS
+    from trm_rl.agents.sb3.training import algorithm_class
 
     if algo not in ALGOS:
         raise ValueError(f"config.json 'algo' must be one of {(*ALGOS, 'reinforce')}, got {algo!r}")

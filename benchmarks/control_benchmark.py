@@ -25,11 +25,11 @@ from typing import Any
 
 import torch
 
-from trm_rl.agents.control_analysis import plot_refinement, refinement_metrics, simulate_plans
-from trm_rl.agents.control_data import generate_dataset, lqr_controls
-from trm_rl.agents.control_model import ControlModelConfig
-from trm_rl.agents.control_train import ControlTrainConfig
-from trm_rl.agents.controller import RecursiveController
+from trm_rl.agents.control.analysis import plot_refinement, refinement_metrics, simulate_plans
+from trm_rl.agents.control.controller import RecursiveController
+from trm_rl.agents.control.data import generate_dataset, lqr_controls
+from trm_rl.agents.control.model import ControlModelConfig
+from trm_rl.agents.control.train import ControlTrainConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PLAN_REPEATS = 3

@@ -1,7 +1,7 @@
 """Held-out learning benchmark: ``PPO(TRMPolicy)`` against a parameter-matched MLP.
 
 Both are trained in the same run, with the same budget, env settings and algorithm
-hyperparameters (the env's recipe in :mod:`trm_rl.agents.hyperparams`), over several seeds.
+hyperparameters (the env's recipe in :mod:`trm_rl.agents.sb3.hyperparams`), over several seeds.
 Every ``timesteps / curve_points`` steps the agent plays ``--eval-episodes`` held-out
 episodes (reset seeds from :mod:`trm_rl.agents.evaluation`, deterministic actions); layouts
 whose first observation also started a training episode are skipped, so every evaluated
@@ -29,7 +29,7 @@ import torch
 from trm_rl.agents.evaluation import evaluate
 from trm_rl.agents.loading import SB3Agent
 from trm_rl.agents.network import parameter_count
-from trm_rl.agents.training import (
+from trm_rl.agents.sb3.training import (
     TrainConfig,
     config_record,
     make_env,

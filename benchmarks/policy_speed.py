@@ -1,7 +1,7 @@
 """PPO training speed of TRMPolicy against MlpPolicy, in the same run, and where time goes.
 
 Every variant trains ``PPO`` on the same env with the env's recipe
-(:mod:`trm_rl.agents.hyperparams`) unless the variant says otherwise, for ``--timesteps``
+(:mod:`trm_rl.agents.sb3.hyperparams`) unless the variant says otherwise, for ``--timesteps``
 steps after a one-rollout warm-up, on one thread. Reported per variant: steps per second of
 wall time and of this process's CPU time (the CPU figure is the robust one on a shared
 machine), and the CPU-time split between rollout collection and the PPO update. With
@@ -24,7 +24,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from trm_rl.agents.network import parameter_count
-from trm_rl.agents.training import TrainConfig, make_model
+from trm_rl.agents.sb3.training import TrainConfig, make_model
 
 RESULTS = Path(__file__).resolve().parent / "results" / "policy_speed.json"
 

@@ -43,7 +43,7 @@ import torch
 
 from trm_rl.agents.evaluation import evaluate
 from trm_rl.agents.network import parameter_count
-from trm_rl.agents.reinforce import ReinforceAgent, ReinforceConfig, train
+from trm_rl.agents.reinforce.trainer import ReinforceAgent, ReinforceConfig, train
 from trm_rl.benchmarks.held_out import fingerprint
 from trm_rl.benchmarks.stats import summarize
 from trm_rl.config import TRMConfig

@@ -5,7 +5,7 @@ Run a single job from a job file (e.g. on a cluster node)::
     python -m trm_rl.benchmarks.runner JOBS.json INDEX ROW.json [--out DIR]
 
 Learners are trained with the recommended settings of their env
-(:mod:`trm_rl.agents.hyperparams`), then evaluated with deterministic actions on held-out
+(:mod:`trm_rl.agents.sb3.hyperparams`), then evaluated with deterministic actions on held-out
 episodes (:func:`trm_rl.agents.evaluation.evaluate`, evaluation seed 0; for PPO, layouts or
 puzzles seen in training are skipped, except on envs with one pinned layout, such as
 ``TRM-Maze-Fixed-v0``). References are evaluated only.
@@ -27,7 +27,7 @@ import torch
 from trm_rl.agents.evaluation import EvaluationResult, evaluate
 from trm_rl.agents.loading import SB3Agent, load_agent
 from trm_rl.agents.network import parameter_count
-from trm_rl.agents.training import TrainConfig, make_env, make_model, matched_mlp_config
+from trm_rl.agents.sb3.training import TrainConfig, make_env, make_model, matched_mlp_config
 from trm_rl.benchmarks.held_out import HeldOutCurve, TrainingStarts, fingerprint
 from trm_rl.benchmarks.jobs import LEARNERS, Job, read_jobs
 from trm_rl.benchmarks.references import reference_agent
@@ -112,9 +112,9 @@ def run_reinforce(job: Job, out_dir: Path | None) -> dict[str, Any]:
     """Train a REINFORCE learner with deep supervision exactly as ``trm-rl train --algo
     reinforce`` does (the env's recipe, the default ``ReinforceConfig``); the learning curve
     comes from resuming the run budget by budget (identical to one uninterrupted run)."""
-    from trm_rl.agents.reinforce import resume
-    from trm_rl.agents.reinforce_cli import run as train_from_args
+    from trm_rl.agents.reinforce.trainer import resume
     from trm_rl.cli import build_parser
+    from trm_rl.cli.reinforce_flags import run as train_from_args
 
     run_dir = (out_dir or Path(tempfile.mkdtemp())) / "reinforce" / job.name
     h_cycles = LEARNERS[job.agent]
@@ -142,7 +142,7 @@ def run_reinforce(job: Job, out_dir: Path | None) -> dict[str, Any]:
     for index, budget in enumerate(budgets):
         start = time.perf_counter()
         if index == 0:
-            train_from_args(build_parser().parse_args(argv))
+            train_from_args(build_parser("train").parse_args(argv))
         else:
             resume(run_dir, timesteps=budget)
         train_seconds += time.perf_counter() - start

@@ -109,6 +109,8 @@ def test_write_jobs_lists_agents_times_envs_times_seeds(tmp_path):
     assert {job.seed for job in jobs} == {0, 1, 2}
 
 
-def test_bad_flags_raise():
+def test_bad_flags_are_one_line_errors(capsys):
+    assert main(["bench", "--quick", "--workers", "0", "--write-jobs", "/dev/null"]) == 2
+    assert capsys.readouterr().err == "trm-rl: error: --workers must be >= 1, got 0\n"
     with pytest.raises(ValueError, match="workers"):
-        main(["bench", "--quick", "--workers", "0", "--write-jobs", "/dev/null"])
+        main(["--debug", "bench", "--quick", "--workers", "0", "--write-jobs", "/dev/null"])

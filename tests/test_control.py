@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from trm_rl.agents.control_analysis import plot_refinement, refinement_metrics
-from trm_rl.agents.control_data import (
+from trm_rl.agents.control.analysis import plot_refinement, refinement_metrics
+from trm_rl.agents.control.controller import RecursiveController
+from trm_rl.agents.control.data import (
     ControlDataset,
     generate_dataset,
     lqr_controls,
@@ -15,9 +16,8 @@ from trm_rl.agents.control_data import (
     optimal_controls,
     problem_costs,
 )
-from trm_rl.agents.control_model import ControlModelConfig, RecursiveControlModel
-from trm_rl.agents.control_train import ControlTrainConfig, evaluate, train
-from trm_rl.agents.controller import RecursiveController
+from trm_rl.agents.control.model import ControlModelConfig, RecursiveControlModel
+from trm_rl.agents.control.train import ControlTrainConfig, evaluate, train
 from trm_rl.cli import main
 from trm_rl.envs.dynamics import rollout, trajectory_cost
 
@@ -203,7 +203,7 @@ def test_train_config_validation(kwargs, error):
 
 
 def test_a_tiny_training_run_reduces_cost(datasets, tmp_path):
-    from trm_rl.agents.control_train import Batch
+    from trm_rl.agents.control.train import Batch
 
     train_path, val_path = datasets
     val = Batch.from_dataset(ControlDataset.load(val_path))

@@ -13,9 +13,9 @@ from stable_baselines3.common.preprocessing import preprocess_obs
 
 import trm_rl
 from trm_rl import MaskableTRMPolicy, TRMPolicy
-from trm_rl.agents.callbacks import TRMDiagnosticsCallback, cycle_statistics
 from trm_rl.agents.network import parameter_count
-from trm_rl.agents.policy import resolve_mixer
+from trm_rl.agents.sb3.callbacks import TRMDiagnosticsCallback, cycle_statistics
+from trm_rl.agents.sb3.policy import resolve_mixer
 
 TINY = {"hidden_dim": 8, "h_cycles": 2, "l_cycles": 1}
 SMOKE = {"n_steps": 64, "seed": 0}
@@ -258,7 +258,7 @@ def test_public_exports():
 def test_learns_the_fixed_maze_to_full_success():
     from trm_rl.agents.evaluation import evaluate
     from trm_rl.agents.loading import SB3Agent
-    from trm_rl.agents.training import TrainConfig, train
+    from trm_rl.agents.sb3.training import TrainConfig, train
 
     model = train(TrainConfig("TRM-Maze-Fixed-v0", timesteps=8192, seed=0, device="cpu"))
     result = evaluate(SB3Agent(model), "TRM-Maze-Fixed-v0", episodes=10)

@@ -10,10 +10,11 @@ import torch
 from gymnasium import spaces
 
 from trm_rl import TRMConfig
-from trm_rl.agents import reinforce_cli
 from trm_rl.agents.evaluation import evaluate
 from trm_rl.agents.network import parameter_count
-from trm_rl.agents.reinforce import (
+from trm_rl.agents.reinforce.agent import build_policy
+from trm_rl.agents.reinforce.rollout import discounted_returns
+from trm_rl.agents.reinforce.trainer import (
     MeanBaseline,
     ReinforceAgent,
     ReinforceConfig,
@@ -22,8 +23,7 @@ from trm_rl.agents.reinforce import (
     resume,
     train,
 )
-from trm_rl.agents.reinforce_agent import build_policy
-from trm_rl.agents.reinforce_rollout import discounted_returns
+from trm_rl.cli import reinforce_flags as reinforce_cli
 
 TINY = TRMConfig(hidden_dim=8, n_layers=1, h_cycles=3, l_cycles=1, mixer="none", expansion=2.0)
 GRID = TRMConfig(hidden_dim=8, n_layers=1, h_cycles=3, l_cycles=1, mixer="conv", expansion=2.0)

@@ -9,10 +9,10 @@ from gymnasium.envs.registration import registry
 
 from trm_rl import load_agent
 from trm_rl.agents.evaluation import EVAL_SEED_OFFSET, evaluate, evaluation_seed
-from trm_rl.agents.hyperparams import DEFAULT_RECIPE, RECIPES, Recipe, recipe
 from trm_rl.agents.loading import SB3Agent
 from trm_rl.agents.network import parameter_count
-from trm_rl.agents.training import (
+from trm_rl.agents.sb3.hyperparams import DEFAULT_RECIPE, RECIPES, Recipe, recipe
+from trm_rl.agents.sb3.training import (
     SET_BY_TRAINER,
     TrainConfig,
     make_model,
@@ -119,7 +119,7 @@ def test_train_cli_algo_kwargs_reach_the_model_and_the_config(tmp_path):
     assert agent.model.lr_schedule(0.5) == pytest.approx(1e-3)
 
 
-def test_bad_algo_kwargs_are_named_before_training(tmp_path):
+def test_bad_algo_kwargs_are_named_before_training(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"algo_kwargs has \['n_epoch'\].*n_epochs"):
         TrainConfig("TRM-Maze-v0", algo_kwargs={"n_epoch": 2})
     for name in (*SET_BY_TRAINER, "_init_setup_model"):
@@ -128,8 +128,10 @@ def test_bad_algo_kwargs_are_named_before_training(tmp_path):
     with pytest.raises(ValueError, match="learning_rate"):
         TrainConfig("TRM-Maze-v0", algo_kwargs={"learning_rate": "fast"})
     argv = ["train", "--env", "TRM-Maze-v0", "--algo", "reinforce", "--out", str(tmp_path)]
-    with pytest.raises(ValueError, match="--algo-kwargs"):
-        main([*argv, "--algo-kwargs", '{"n_epochs": 2}'])
+    assert main([*argv, "--algo-kwargs", '{"n_epochs": 2}']) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("trm-rl: error: --algo-kwargs applies to ppo")
+    assert error.count("\n") == 1
 
 
 def test_load_agent_explains_a_missing_directory(tmp_path):

@@ -1,8 +1,8 @@
 """trm-rl: Tiny Recursive Models for reinforcement learning and control.
 
-``import trm_rl`` registers the ``TRM-*`` Gymnasium environments. The SB3 policies
-(``TRMPolicy``, ``MaskableTRMPolicy``) and ``load_agent`` are imported on first use, so
-that importing the package stays fast.
+``import trm_rl`` registers the ``TRM-*`` Gymnasium environments. Everything else (the core,
+the SB3 policies, ``load_agent``) is imported on first use, so that importing the package,
+and the ``trm-rl`` command line, stay fast (no torch until it is needed).
 """
 
 from importlib import import_module
@@ -10,8 +10,6 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from trm_rl import envs as envs
-from trm_rl.config import TRMConfig
-from trm_rl.core import Carry, CoreOutput, RecursiveCore
 
 try:
     __version__ = version("trm-rl")
@@ -19,8 +17,12 @@ except PackageNotFoundError:
     __version__ = "0.0.0+unknown"
 
 _LAZY = {
-    "TRMPolicy": "trm_rl.agents.policy",
-    "MaskableTRMPolicy": "trm_rl.agents.policy",
+    "TRMConfig": "trm_rl.config",
+    "Carry": "trm_rl.core",
+    "CoreOutput": "trm_rl.core",
+    "RecursiveCore": "trm_rl.core",
+    "TRMPolicy": "trm_rl.agents.sb3.policy",
+    "MaskableTRMPolicy": "trm_rl.agents.sb3.policy",
     "load_agent": "trm_rl.agents.loading",
 }
 

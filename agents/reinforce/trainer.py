@@ -46,10 +46,10 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from trm_rl import __version__
-from trm_rl.agents.policy import POLICY_DEFAULTS, TRM_FIELDS, resolve_mixer
-from trm_rl.agents.reinforce_agent import ReinforceAgent, build_policy, mask_logits
-from trm_rl.agents.reinforce_config import CYCLE_LOSSES, ReinforceConfig
-from trm_rl.agents.reinforce_rollout import collect_episodes, make_envs
+from trm_rl.agents.reinforce.agent import ReinforceAgent, build_policy, mask_logits
+from trm_rl.agents.reinforce.config import CYCLE_LOSSES, ReinforceConfig
+from trm_rl.agents.reinforce.rollout import collect_episodes, make_envs
+from trm_rl.agents.sb3.policy import POLICY_DEFAULTS, TRM_FIELDS, resolve_mixer
 from trm_rl.config import TRMConfig, require_choice
 
 TRM_DEFAULTS: dict[str, Any] = {

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from trm_rl.agents.control_data import ControlDataset
-from trm_rl.agents.control_model import RecursiveControlModel
-from trm_rl.agents.controller import RecursiveController
+from trm_rl.agents.control.controller import RecursiveController
+from trm_rl.agents.control.data import ControlDataset
+from trm_rl.agents.control.model import RecursiveControlModel
 from trm_rl.envs.dynamics import rollout, trajectory_cost
 
 SUCCESS_TOLERANCE = 0.1

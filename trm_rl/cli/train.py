@@ -3,7 +3,7 @@
 Writes ``DIR/model.zip`` (``DIR/model.pt`` for REINFORCE), ``DIR/config.json`` and
 TensorBoard logs (``DIR/tb`` unless ``--tensorboard``); ``trm_rl.load_agent(DIR)`` and
 ``trm-rl evaluate DIR`` read it back. Unset flags take the env's recommended value from
-:mod:`trm_rl.agents.hyperparams`.
+:mod:`trm_rl.agents.sb3.hyperparams`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _json_object(text: str) -> dict:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Attach the ``train`` subcommand."""
-    from trm_rl.agents import reinforce_cli
+    from trm_rl.cli import reinforce_flags as reinforce_cli
 
     parser = subparsers.add_parser(
         "train",
@@ -75,7 +75,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train and save; returns the exit status."""
     if args.algo == "reinforce":
-        from trm_rl.agents import reinforce_cli
+        from trm_rl.cli import reinforce_flags as reinforce_cli
 
         if args.algo_kwargs:
             raise ValueError(
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             )
 
         return int(reinforce_cli.run(args) or 0)
-    from trm_rl.agents.training import TrainConfig, train
+    from trm_rl.agents.sb3.training import TrainConfig, train
 
     policy_kwargs = {
         name: getattr(args, name) for name in TRM_FLAGS if getattr(args, name) is not None

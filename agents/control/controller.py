@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trm_rl.agents.control_model import ControlModelConfig, RecursiveControlModel
+from trm_rl.agents.control.model import ControlModelConfig, RecursiveControlModel
 
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.json"

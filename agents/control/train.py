@@ -38,13 +38,13 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from trm_rl.agents.control_data import ControlDataset
-from trm_rl.agents.control_model import (
+from trm_rl.agents.control.controller import RecursiveController
+from trm_rl.agents.control.data import ControlDataset
+from trm_rl.agents.control.model import (
     ControlModelConfig,
     IterationOutput,
     RecursiveControlModel,
 )
-from trm_rl.agents.controller import RecursiveController
 from trm_rl.config import require_bool, require_choice, require_int, require_number
 from trm_rl.envs.dynamics import trajectory_cost
 

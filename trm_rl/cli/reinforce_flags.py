@@ -19,10 +19,10 @@ from dataclasses import MISSING, fields
 
 import gymnasium as gym
 
-from trm_rl.agents.hyperparams import recipe
-from trm_rl.agents.policy import TRM_FIELDS, resolve_mixer
-from trm_rl.agents.reinforce import TRM_DEFAULTS, resume, train
-from trm_rl.agents.reinforce_config import BASELINES, CYCLE_LOSSES, WEIGHTINGS, ReinforceConfig
+from trm_rl.agents.reinforce.config import BASELINES, CYCLE_LOSSES, WEIGHTINGS, ReinforceConfig
+from trm_rl.agents.reinforce.trainer import TRM_DEFAULTS, resume, train
+from trm_rl.agents.sb3.hyperparams import recipe
+from trm_rl.agents.sb3.policy import TRM_FIELDS, resolve_mixer
 from trm_rl.config import TRMConfig
 
 TRM_FLAGS = ("h_cycles", "l_cycles", "hidden_dim", "n_layers", "mixer", "grad_mode")
@@ -86,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train (or with ``--resume``, continue) and write the agent directory ``--out``.
 
-    Unset flags take the env's recipe (:mod:`trm_rl.agents.hyperparams`: parallel envs, core
+    Unset flags take the env's recipe (:mod:`trm_rl.agents.sb3.hyperparams`: parallel envs, core
     size, ``focus_channel``), then ``trm_rl.agents.reinforce.TRM_DEFAULTS``; the REINFORCE
     hyperparameters are the flags of :func:`add_arguments` (``ReinforceConfig``'s defaults).
     """

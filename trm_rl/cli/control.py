@@ -8,10 +8,10 @@ import typing
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from trm_rl.agents.control_data import TEACHERS, ControlDataset, generate_dataset
-from trm_rl.agents.control_model import MODES, TOKEN_MIXERS, ControlModelConfig
-from trm_rl.agents.control_train import OBJECTIVES, ControlTrainConfig
-from trm_rl.agents.reinforce_cli import field_docs
+from trm_rl.agents.control.data import TEACHERS, ControlDataset, generate_dataset
+from trm_rl.agents.control.model import MODES, TOKEN_MIXERS, ControlModelConfig
+from trm_rl.agents.control.train import OBJECTIVES, ControlTrainConfig
+from trm_rl.cli.reinforce_flags import field_docs
 
 CHOICES = {"mode": MODES, "mixer": TOKEN_MIXERS, "objective": OBJECTIVES}
 
@@ -59,7 +59,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from trm_rl.agents.control_train import train
+    from trm_rl.agents.control.train import train
 
     model = ControlModelConfig(
         **{f.name: getattr(args, f.name) for f in fields(ControlModelConfig)}
@@ -73,8 +73,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from trm_rl.agents.control_analysis import plot_refinement, refinement_metrics
-    from trm_rl.agents.controller import RecursiveController
+    from trm_rl.agents.control.analysis import plot_refinement, refinement_metrics
+    from trm_rl.agents.control.controller import RecursiveController
 
     controller = RecursiveController.load(args.directory)
     if args.data:

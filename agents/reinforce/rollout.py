@@ -12,7 +12,7 @@ import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from torch import Tensor, nn
 
-from trm_rl.agents.reinforce_agent import mask_logits, obs_to_tensor
+from trm_rl.agents.reinforce.agent import mask_logits, obs_to_tensor
 
 
 @dataclass

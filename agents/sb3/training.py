@@ -23,10 +23,10 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
 import trm_rl.envs  # noqa: F401  (registers the TRM-* ids)
-from trm_rl.agents.callbacks import TRMDiagnosticsCallback
-from trm_rl.agents.hyperparams import ALGOS, recipe
 from trm_rl.agents.network import parameter_count
-from trm_rl.agents.policy import MaskableTRMPolicy, TRMPolicy
+from trm_rl.agents.sb3.callbacks import TRMDiagnosticsCallback
+from trm_rl.agents.sb3.hyperparams import ALGOS, recipe
+from trm_rl.agents.sb3.policy import MaskableTRMPolicy, TRMPolicy
 
 POLICIES = ("trm", "mlp")
 
@@ -34,7 +34,7 @@ POLICIES = ("trm", "mlp")
 @dataclass(frozen=True)
 class TrainConfig:
     """One training run; ``None`` fields take the env's recommended value
-    (:mod:`trm_rl.agents.hyperparams`)."""
+    (:mod:`trm_rl.agents.sb3.hyperparams`)."""
 
     env_id: str
     """A registered Gymnasium id, e.g. ``"TRM-Maze-v0"``."""

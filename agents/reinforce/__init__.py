@@ -1,0 +1,1 @@
+"""REINFORCE with deep supervision: config, episode rollouts, the agent and its trainer."""
