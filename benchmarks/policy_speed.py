@@ -4,11 +4,18 @@ Every variant trains ``PPO`` on the same env with the env's recipe
 (:mod:`trm_rl.agents.sb3.hyperparams`) unless the variant says otherwise, for ``--timesteps``
 steps after a one-rollout warm-up, on one thread. Reported per variant: steps per second of
 wall time and of this process's CPU time (the CPU figure is the robust one on a shared
-machine), and the CPU-time split between rollout collection and the PPO update. With
-``--profile``, the top operators of one PPO update of the default TRM policy.
+machine), and the CPU-time split between rollout collection and the PPO update.
+
+Against the machine's limit, per variant: the FLOPs one env step costs in the rollout (the
+policy's forward on the ``n_envs`` batch, divided by ``n_envs``) and in the update (forward and
+backward of ``evaluate_actions`` on one minibatch, per sample, times ``n_epochs``), counted by
+``torch.utils.flop_counter.FlopCounterMode`` (matrix products, convolutions and attention;
+element-wise ops count zero), the FLOP/s each phase achieved, and that as a fraction of the
+single-thread fp32 peak of a large ``torch.mm`` measured in the same run. With ``--profile``,
+the top operators of one PPO update of the default TRM policy.
 
 Run: ``python -m trm_rl.benchmarks.policy_speed [--env TRM-Maze-7x7-v0] [--timesteps 8192]
-[--seed 0] [--profile]`` -> ``benchmarks/results/policy_speed.json``.
+[--seed 0] [--device auto] [--profile]`` -> ``benchmarks/results/policy_speed.json``.
 """
 
 from __future__ import annotations
@@ -21,7 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.utils import get_device
+from torch.utils.flop_counter import FlopCounterMode
 
 from trm_rl.agents.network import parameter_count
 from trm_rl.agents.sb3.training import TrainConfig, make_model
@@ -74,9 +84,65 @@ class PhaseClock(BaseCallback):
         return True
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for queued kernels on ``device`` (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of a ``size x size`` fp32 ``torch.mm`` on ``device`` (one thread on the CPU):
+    the practical peak for dense work, the best of ``repeats`` timed products."""
+    a, b = (torch.randn(size, size, device=device) for _ in range(2))
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        torch.mm(a, b)
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def counted_flops(work: Any) -> int:
+    """FLOPs of calling ``work()``, as counted by ``FlopCounterMode``."""
+    with FlopCounterMode(display=False) as counter:
+        work()
+    return int(counter.get_total_flops())
+
+
+def flops_per_env_step(model: BaseAlgorithm) -> dict[str, float]:
+    """Counted FLOPs per env step: ``rollout`` (the policy's forward on one step of the
+    ``n_envs`` envs, per env) and ``update`` (forward + backward of ``evaluate_actions`` on
+    one minibatch, per sample, times ``n_epochs``), from the model's last rollout buffer."""
+    policy, buffer = model.policy, model.rollout_buffer
+    batch = next(buffer.get(model.batch_size))
+    step = batch.observations[: model.n_envs]
+    masks = getattr(batch, "action_masks", None)
+    mask_kwargs = {} if masks is None else {"action_masks": masks}
+
+    def rollout() -> None:
+        with torch.no_grad():
+            policy(step, **({} if masks is None else {"action_masks": masks[: model.n_envs]}))
+
+    def update() -> None:
+        values, log_prob, entropy = policy.evaluate_actions(
+            batch.observations, batch.actions.long().flatten(), **mask_kwargs
+        )
+        (values.sum() + log_prob.sum() + entropy.sum()).backward()
+
+    forward = counted_flops(rollout) / model.n_envs
+    backward = counted_flops(update) / len(batch.observations) * model.n_epochs
+    policy.optimizer.zero_grad()
+    return {"rollout": forward, "update": backward}
+
+
 def measure(config: TrainConfig, timesteps: int, compile_core: bool = False) -> dict[str, Any]:
-    """Steps/s (wall and CPU) of ``timesteps`` PPO steps after a one-rollout warm-up, and
-    the warm-up's wall time (``torch.compile``'s compilation with ``compile_core``)."""
+    """Steps/s (wall and CPU) of ``timesteps`` PPO steps after a one-rollout warm-up, the
+    warm-up's wall time (``torch.compile``'s compilation with ``compile_core``), and the
+    counted FLOPs per env step with the FLOP/s each phase achieved (CPU time on the CPU,
+    wall time on an accelerator)."""
     model = make_model(config)
     if compile_core:
         model.policy.network.core.compile()
@@ -88,6 +154,9 @@ def measure(config: TrainConfig, timesteps: int, compile_core: bool = False) -> 
     wall, cpu = time.perf_counter(), time.process_time()
     model.learn(timesteps, callback=clock, reset_num_timesteps=False)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    flops = flops_per_env_step(model)
+    seconds = cpu if model.device.type == "cpu" else wall
+    rollout_seconds = seconds * clock.rollout_cpu / cpu
     return {
         "params": parameter_count(model.policy),
         "trm": None if config.policy == "mlp" else model.policy.trm_config.to_dict(),
@@ -96,6 +165,11 @@ def measure(config: TrainConfig, timesteps: int, compile_core: bool = False) -> 
         "steps_per_s_cpu": timesteps / cpu,
         "rollout_cpu_fraction": clock.rollout_cpu / cpu,
         "warm_up_s_wall": warm_up,
+        "flops_per_step": flops,
+        "flop_per_s": {
+            "rollout": flops["rollout"] * timesteps / rollout_seconds,
+            "update": flops["update"] * timesteps / (seconds - rollout_seconds),
+        },
     }
 
 
@@ -128,6 +202,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="what to run"
     )
+    parser.add_argument("--device", default="auto", help='torch device ("auto" as in SB3)')
     parser.add_argument("--profile", action="store_true", help="profile one trm-k3 update")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON (default {RESULTS})")
     return parser.parse_args(argv)
@@ -136,16 +211,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(1)
+    device = get_device(args.device)
+    peak = matmul_peak(device)
+    print(f"{device} fp32 torch.mm peak: {peak / 1e9:.1f} GFLOP/s (one thread on the CPU)")
     rows = {}
     for name in args.variants:
         overrides = dict(VARIANTS[name])
         compile_core = overrides.pop("compile", False)
-        config = TrainConfig(args.env, seed=args.seed, device="cpu", **overrides)
+        config = TrainConfig(args.env, seed=args.seed, device=str(device), **overrides)
         rows[name] = measure(config, args.timesteps, compile_core)
         row = rows[name]
+        row["peak_fraction"] = {phase: rate / peak for phase, rate in row["flop_per_s"].items()}
+        flops, fraction = row["flops_per_step"], row["peak_fraction"]
         print(
             f"{name:18s} {row['params']:>7d} params  {row['steps_per_s_cpu']:7.0f} steps/s (CPU) "
-            f"{row['steps_per_s_wall']:7.0f} (wall)  rollout {row['rollout_cpu_fraction']:.0%}",
+            f"{row['steps_per_s_wall']:7.0f} (wall)  rollout {row['rollout_cpu_fraction']:.0%}  "
+            f"MFLOP/step {flops['rollout'] / 1e6:.2f} + {flops['update'] / 1e6:.2f}  "
+            f"peak {fraction['rollout']:.0%} / {fraction['update']:.0%}",
             flush=True,
         )
     report: dict[str, Any] = {
@@ -154,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
             "timesteps": args.timesteps,
             "seed": args.seed,
             "threads": 1,
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name(device)
+            if device.type == "cuda"
+            else platform.processor() or platform.machine(),
+            "matmul_peak_flop_per_s": peak,
             "torch": torch.__version__,
             "machine": platform.processor() or platform.machine(),
         },
@@ -165,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"TRM (K=3) / MLP steps/s (CPU): {ratio:.3f}")
     if args.profile:
         report["profile_trm_k3_update"] = profile_update(
-            TrainConfig(args.env, seed=args.seed, device="cpu"), rows=12
+            TrainConfig(args.env, seed=args.seed, device=str(device)), rows=12
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
