@@ -46,6 +46,47 @@ def test_parameter_count_does_not_depend_on_cycles(mixer):
     assert len(counts) == 1
 
 
+@pytest.mark.parametrize("mixer", ["mlp", "conv", "none"])
+@pytest.mark.parametrize(("n_layers", "h", "inner"), [(1, 3, 2), (2, 2, 1)])
+def test_unshared_core_has_one_stack_per_application(mixer, n_layers, h, inner):
+    shape = dict(mixer=mixer, n_layers=n_layers, h_cycles=h, l_cycles=inner)
+    shared, unshared = make_core(**shape), make_core(**shape, shared_weights=False)
+    applications = h * (inner + 1)
+    assert unshared.config.applications == applications
+    assert len(unshared.blocks) == applications * n_layers
+    block_params = sum(p.numel() for p in shared.blocks.parameters())
+    extra = sum(p.numel() for p in unshared.parameters()) - sum(
+        p.numel() for p in shared.parameters()
+    )
+    assert extra == (applications - 1) * block_params
+    pointers = {p.data_ptr() for p in unshared.blocks.parameters()}
+    assert len(pointers) == len(list(unshared.blocks.parameters()))
+
+
+def test_unshared_core_with_copied_stacks_computes_the_shared_recursion():
+    shared = make_core(mixer="conv", n_layers=2)
+    unshared = make_core(mixer="conv", n_layers=2, shared_weights=False)
+    unshared.init_states.copy_(shared.init_states)
+    for index, block in enumerate(unshared.blocks):
+        block.load_state_dict(shared.blocks[index % 2].state_dict())
+    x = tokens_for(shared)
+    torch.testing.assert_close(unshared(x).states, shared(x).states)
+    unshared.blocks[-1].channel_mix.down.weight.data.mul_(2.0)
+    assert torch.allclose(unshared(x).states[:-1], shared(x).states[:-1])
+    assert not torch.allclose(unshared(x).states[-1], shared(x).states[-1])
+
+
+@pytest.mark.parametrize("grad_mode", ["full", "last"])
+def test_unshared_core_gradients_reach_every_stack_it_tracks(grad_mode):
+    core = make_core(mixer="conv", shared_weights=False, grad_mode=grad_mode)
+    core(tokens_for(core)).states[-1].square().mean().backward()
+    per_cycle = core.config.l_cycles + 1
+    for index, block in enumerate(core.blocks):
+        tracked = grad_mode == "full" or index >= (core.config.h_cycles - 1) * per_cycle
+        reached = all(p.grad is not None and p.grad.abs().sum() > 0 for p in block.parameters())
+        assert reached == tracked, index
+
+
 def test_more_cycles_change_the_answer():
     short, long = make_core(h_cycles=1), make_core(h_cycles=3)
     x = tokens_for(short)
@@ -169,6 +210,7 @@ def test_no_biases_anywhere_but_the_halting_head():
         ("expansion", "4", TypeError),
         ("halting", 1, TypeError),
         ("learned_init", "yes", TypeError),
+        ("shared_weights", 0, TypeError),
     ],
 )
 def test_bad_config_field_raises_naming_it(field, value, error):

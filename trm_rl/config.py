@@ -53,7 +53,8 @@ class TRMConfig:
     """Shape and schedule of a :class:`~trm_rl.RecursiveCore`.
 
     The core applies one shared block stack ``f`` as
-    ``h_cycles x (l_cycles x [z_L = f(z_L + z_H + x)], then z_H = f(z_H + z_L))``.
+    ``h_cycles x (l_cycles x [z_L = f(z_L + z_H + x)], then z_H = f(z_H + z_L))``
+    (with ``shared_weights=False``, a separate stack at each of these applications).
     """
 
     hidden_dim: int = 64
@@ -84,6 +85,11 @@ class TRMConfig:
     """Forward calls after which a sequence always halts (with ``halting``)."""
     learned_init: bool = False
     """Learn the initial z_H and z_L (else fixed random buffers, as TRM)."""
+    shared_weights: bool = True
+    """One block stack ``f`` applied at every step of the recursion (TRM). False: an
+    ablation with the same schedule and compute, where each of the
+    ``h_cycles * (l_cycles + 1)`` applications has its own stack (an ordinary deep network,
+    ``h_cycles * (l_cycles + 1)`` times the block parameters)."""
 
     def __post_init__(self) -> None:
         require_int("hidden_dim", self.hidden_dim, 1)
@@ -97,11 +103,17 @@ class TRMConfig:
         require_number("expansion", self.expansion, 0.0, low_open=True)
         require_bool("halting", self.halting)
         require_bool("learned_init", self.learned_init)
+        require_bool("shared_weights", self.shared_weights)
         if self.mixer == "attention" and self.hidden_dim % self.n_heads:
             raise ValueError(
                 f"hidden_dim ({self.hidden_dim}) must be divisible by n_heads ({self.n_heads}) "
                 'with mixer="attention"'
             )
+
+    @property
+    def applications(self) -> int:
+        """Block-stack applications per forward call: ``h_cycles * (l_cycles + 1)``."""
+        return self.h_cycles * (self.l_cycles + 1)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the fields (JSON-serialisable)."""

@@ -272,7 +272,8 @@ class CoreOutput:
 
 
 class RecursiveCore(nn.Module):
-    """TRM's recursion around one shared block stack.
+    """TRM's recursion around one shared block stack (or, as an ablation, one stack per
+    application: ``config.shared_weights=False``).
 
     Args:
         config: widths, cycles, mixer, gradient mode, halting.
@@ -283,8 +284,9 @@ class RecursiveCore(nn.Module):
             ``n_tokens``.
 
     Shapes: input tokens ``x [B, T, D]`` with ``D = config.hidden_dim``; see
-    :class:`CoreOutput` for the outputs. The parameter count does not depend on
-    ``h_cycles`` or ``l_cycles``.
+    :class:`CoreOutput` for the outputs. With shared weights (the default) the parameter
+    count does not depend on ``h_cycles`` or ``l_cycles``; with ``shared_weights=False``
+    ``blocks`` holds ``config.applications`` stacks of ``n_layers`` blocks, in order.
     """
 
     def __init__(
@@ -308,8 +310,9 @@ class RecursiveCore(nn.Module):
         self.config = config
         self.n_tokens = n_tokens
         self.grid_shape = grid_shape
+        stacks = 1 if config.shared_weights else config.applications
         self.blocks = nn.ModuleList(
-            Block(config, n_tokens, grid_shape) for _ in range(config.n_layers)
+            Block(config, n_tokens, grid_shape) for _ in range(stacks * config.n_layers)
         )
         init = torch.nn.init.trunc_normal_(torch.empty(2, config.hidden_dim), std=1.0)
         if config.learned_init:
@@ -323,9 +326,13 @@ class RecursiveCore(nn.Module):
         else:
             self.q_head = None
 
-    def f(self, h: Tensor) -> Tensor:
-        """The shared block stack, ``[B, T, D] -> [B, T, D]``."""
-        for block in self.blocks:
+    def f(self, h: Tensor, application: int = 0) -> Tensor:
+        """The block stack, ``[B, T, D] -> [B, T, D]``: the shared one, or with
+        ``shared_weights=False`` the stack of ``application`` (0-based, in the order the
+        recursion applies them)."""
+        n_layers = self.config.n_layers
+        start = 0 if self.config.shared_weights else application * n_layers
+        for block in self.blocks[start : start + n_layers]:
             h = block(h)
         return h
 
@@ -365,12 +372,15 @@ class RecursiveCore(nn.Module):
 
         states = []
         last = self.config.h_cycles - 1
+        application = 0
         for cycle in range(self.config.h_cycles):
             tracked = self.config.grad_mode == "full" or cycle == last
             with torch.set_grad_enabled(tracked and torch.is_grad_enabled()):
                 for _ in range(self.config.l_cycles):
-                    z_L = self.f(z_L + z_H + x)
-                z_H = self.f(z_H + z_L)
+                    z_L = self.f(z_L + z_H + x, application)
+                    application += 1
+                z_H = self.f(z_H + z_L, application)
+                application += 1
             states.append(z_H)
 
         steps = torch.where(carry.halted, 0, carry.steps) + 1
