@@ -41,6 +41,7 @@ POLICY_DEFAULTS: dict[str, Any] = {
     "expansion": 2.0,
     "grad_mode": "full",
     "learned_init": False,
+    "shared_weights": True,
 }
 """The policy's defaults for the core (smaller and faster than :class:`TRMConfig`'s)."""
 
@@ -159,6 +160,9 @@ class TRMPolicyMixin:
             (TRM's one-step gradient: the first H-1 cycles run without autograd; ~1.7x
             cheaper updates, but on 5x5 mazes it needed about twice the samples).
         learned_init: learn the initial z_H, z_L (default False).
+        shared_weights: one block stack for every step of the recursion (default True);
+            False gives each application its own stack (the benchmark's ``unshared-k3``
+            ablation: same compute, ``h_cycles * (l_cycles + 1)`` times the block weights).
         vector_tokens: ``"single"`` (default) or ``"per_feature"``.
         focus_channel: for ``(C, H, W)`` grids, the channel marking the cell(s) the readout
             pools, e.g. 1 (the agent) in a maze; ``None`` (default) learns the pool.
