@@ -8,7 +8,7 @@ import pytest
 from gymnasium.envs.registration import registry
 
 from trm_rl import load_agent
-from trm_rl.agents.evaluation import EVAL_SEED_OFFSET, evaluate, evaluation_seed
+from trm_rl.agents.evaluation import evaluate, evaluation_seed
 from trm_rl.agents.loading import SB3Agent
 from trm_rl.agents.network import parameter_count
 from trm_rl.agents.sb3.hyperparams import DEFAULT_RECIPE, RECIPES, Recipe, recipe
@@ -180,7 +180,12 @@ def test_evaluation_skip_draws_other_layouts():
 
     evaluate(FixedActions(0), "TRM-Maze-v0", episodes=3, skip=skip, batch=1)
     assert len(seen) == 4  # the first layout was skipped, three were played
-    assert evaluation_seed(0, 0) >= EVAL_SEED_OFFSET
+
+
+def test_evaluation_seeds_are_disjoint_from_training_and_from_each_other():
+    seeds = {evaluation_seed(seed, episode) for seed in range(3) for episode in range(5000)}
+    assert len(seeds) == 3 * 5000
+    assert min(seeds) >= 10**6  # training envs are seeded seed .. seed + n_envs - 1
 
 
 def test_evaluation_rejects_bad_arguments():
