@@ -29,20 +29,25 @@ DEAD_END_REWARD = 0.0
 COMPLETION_BONUS = 10.0
 DEFAULT_BLANKS = (4, 12)
 
-# Actions made illegal by placing digit d in cell c (action 4c + d - 1): every digit of c,
-# and d in each of c's 7 peers.
-_CLEARED = tuple(
-    np.array(
-        [SIZE * cell + k for k in range(SIZE)] + [SIZE * peer + digit for peer in PEERS[cell]],
-        dtype=np.intp,
+
+def cleared_actions(peers: tuple[tuple[int, ...], ...]) -> tuple[np.ndarray, ...]:
+    """Per action ``n * cell + digit - 1`` of an ``n x n`` Sudoku (``n = len(peers) ** 0.5``),
+    the actions it makes illegal: every digit of ``cell``, and ``digit`` in each peer."""
+    side = round(len(peers) ** 0.5)
+    return tuple(
+        np.array(
+            [side * cell + k for k in range(side)] + [side * peer + digit for peer in peers[cell]],
+            dtype=np.intp,
+        )
+        for cell in range(len(peers))
+        for digit in range(side)
     )
-    for cell in range(N_CELLS)
-    for digit in range(SIZE)
-)
+
+
+_CLEARED = cleared_actions(PEERS)
 
 CELL_PX = 40
 THICK, THIN = 3, 1
-IMAGE_PX = SIZE * CELL_PX + THICK
 WHITE = np.array([255, 255, 255], dtype=np.uint8)
 CLUE_BACKGROUND = np.array([225, 225, 225], dtype=np.uint8)
 CLUE_INK = np.array([20, 20, 20], dtype=np.uint8)
@@ -54,16 +59,27 @@ _GLYPH_ROWS = {
     2: ("##.", "..#", ".#.", "#..", "###"),
     3: ("##.", "..#", ".#.", "..#", "##."),
     4: ("#.#", "#.#", "###", "..#", "..#"),
+    5: ("###", "#..", "##.", "..#", "##."),
+    6: (".##", "#..", "###", "#.#", "###"),
+    7: ("###", "..#", ".#.", ".#.", ".#."),
+    8: ("###", "#.#", "###", "#.#", "###"),
+    9: ("###", "#.#", "###", "..#", "##."),
 }
 GLYPH_SCALE = 5
-# Digit bitmaps, bool [25, 15] (a 3x5 font scaled 5x).
-GLYPHS = {
-    digit: np.kron(
-        np.array([[ch == "#" for ch in row] for row in rows]),
-        np.ones((GLYPH_SCALE, GLYPH_SCALE), dtype=bool),
-    )
-    for digit, rows in _GLYPH_ROWS.items()
-}
+
+
+def glyphs(scale: int) -> dict[int, np.ndarray]:
+    """Digit bitmaps 1-9, bool ``[5 * scale, 3 * scale]`` (a 3x5 font scaled ``scale``x)."""
+    return {
+        digit: np.kron(
+            np.array([[ch == "#" for ch in row] for row in rows]),
+            np.ones((scale, scale), dtype=bool),
+        )
+        for digit, rows in _GLYPH_ROWS.items()
+    }
+
+
+GLYPHS = glyphs(GLYPH_SCALE)
 
 
 def _parse_blanks(blanks: Any) -> tuple[int, int]:
@@ -292,41 +308,71 @@ class SudokuEnv(gym.Env[np.ndarray, np.int64]):
         return self._render_image()
 
     def _render_text(self) -> str:
-        border = "+------+------+"
-        lines = [border]
-        for row in range(SIZE):
-            cells = []
-            for cell in range(SIZE * row, SIZE * row + SIZE):
-                digit = int(self._grid[cell])
-                cells.append(
-                    " . " if digit == 0 else f" {digit} " if self._clues[cell] else f"[{digit}]"
-                )
-            lines.append(f"|{cells[0]}{cells[1]}|{cells[2]}{cells[3]}|")
-            if row % 2 == 1:
-                lines.append(border)
-        return "\n".join(lines) + "\n"
+        return render_text(self._grid, self._clues, 2)
 
     def _render_image(self) -> np.ndarray:
-        image = np.empty((IMAGE_PX, IMAGE_PX, 3), dtype=np.uint8)
-        image[:] = WHITE
-        glyph_h, glyph_w = GLYPHS[1].shape
-        for cell in range(N_CELLS):
-            row, col = divmod(cell, SIZE)
-            top, left = row * CELL_PX, col * CELL_PX
-            if self._clues[cell]:
-                image[top : top + CELL_PX, left : left + CELL_PX] = CLUE_BACKGROUND
-            digit = int(self._grid[cell])
-            if digit:
-                y = top + (CELL_PX + THICK - glyph_h) // 2
-                x = left + (CELL_PX + THICK - glyph_w) // 2
-                ink = CLUE_INK if self._clues[cell] else PLACED_INK
-                image[y : y + glyph_h, x : x + glyph_w][GLYPHS[digit]] = ink
-        for line in (1, 3):
-            offset = line * CELL_PX + THICK // 2
+        return render_image(self._grid, self._clues, 2, CELL_PX, GLYPHS)
+
+
+def render_text(grid: np.ndarray, clues: np.ndarray, box: int) -> str:
+    """A Sudoku grid as text: clues plain, placed digits in ``[ ]``, blanks ``.``,
+    ``|``/``+`` box borders.
+
+    Args:
+        grid: int ``(n * n,)`` digits (0 blank), ``n = box**2``, row-major.
+        clues: bool ``(n * n,)``, True on the puzzle's clues.
+        box: side of a box.
+    """
+    side = box * box
+    border = "+" + ("-" * 3 * box + "+") * box
+    lines = [border]
+    for row in range(side):
+        cells = []
+        for cell in range(side * row, side * row + side):
+            digit = int(grid[cell])
+            cells.append(" . " if digit == 0 else f" {digit} " if clues[cell] else f"[{digit}]")
+        lines.append("|" + "|".join("".join(cells[k : k + box]) for k in range(0, side, box)) + "|")
+        if row % box == box - 1:
+            lines.append(border)
+    return "\n".join(lines) + "\n"
+
+
+def render_image(
+    grid: np.ndarray, clues: np.ndarray, box: int, cell_px: int, digit_glyphs: dict
+) -> np.ndarray:
+    """A Sudoku grid as a uint8 ``[n * cell_px + 3, n * cell_px + 3, 3]`` image: thin grid
+    lines, thick box lines, clues black on grey, placed digits blue on white.
+
+    Args:
+        grid: int ``(n * n,)`` digits (0 blank), ``n = box**2``, row-major.
+        clues: bool ``(n * n,)``, True on the puzzle's clues.
+        box: side of a box.
+        cell_px: pixels per cell.
+        digit_glyphs: :func:`glyphs` of a scale whose bitmaps fit in ``cell_px``.
+    """
+    side = box * box
+    image_px = side * cell_px + THICK
+    image = np.empty((image_px, image_px, 3), dtype=np.uint8)
+    image[:] = WHITE
+    glyph_h, glyph_w = digit_glyphs[1].shape
+    for cell in range(side * side):
+        row, col = divmod(cell, side)
+        top, left = row * cell_px, col * cell_px
+        if clues[cell]:
+            image[top : top + cell_px, left : left + cell_px] = CLUE_BACKGROUND
+        digit = int(grid[cell])
+        if digit:
+            y = top + (cell_px + THICK - glyph_h) // 2
+            x = left + (cell_px + THICK - glyph_w) // 2
+            ink = CLUE_INK if clues[cell] else PLACED_INK
+            image[y : y + glyph_h, x : x + glyph_w][digit_glyphs[digit]] = ink
+    for line in range(1, side):
+        if line % box:
+            offset = line * cell_px + THICK // 2
             image[offset : offset + THIN] = THIN_LINE
             image[:, offset : offset + THIN] = THIN_LINE
-        for line in (0, 2, 4):
-            offset = line * CELL_PX
-            image[offset : offset + THICK] = THICK_LINE
-            image[:, offset : offset + THICK] = THICK_LINE
-        return image
+    for line in range(0, side + 1, box):
+        offset = line * cell_px
+        image[offset : offset + THICK] = THICK_LINE
+        image[:, offset : offset + THICK] = THICK_LINE
+    return image

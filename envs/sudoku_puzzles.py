@@ -36,6 +36,8 @@ __all__ = [
     "generate_puzzle",
     "solution_bits",
     "solve",
+    "sudoku_peers",
+    "validate_grid",
     "validate_puzzle",
 ]
 
@@ -48,21 +50,32 @@ MAX_BLANKS = 12
 DIGITS = (1, 2, 3, 4)
 
 
-def _peers(cell: int) -> tuple[int, ...]:
-    row, col = divmod(cell, SIZE)
-    return tuple(
-        other
-        for other in range(N_CELLS)
-        if other != cell
-        and (
-            other // SIZE == row
-            or other % SIZE == col
-            or (other // SIZE // 2, other % SIZE // 2) == (row // 2, col // 2)
+def sudoku_peers(box: int) -> tuple[tuple[int, ...], ...]:
+    """The peers of every cell of a Sudoku with ``box x box`` boxes (side ``box**2``).
+
+    Returns:
+        ``peers[cell]``: the cells (ascending, row-major numbering) sharing a row, column or
+        box with ``cell``; ``3 * box**2 - 2 * box - 1`` of them (7 for 4x4, 20 for 9x9).
+    """
+    side = box * box
+
+    def peers(cell: int) -> tuple[int, ...]:
+        row, col = divmod(cell, side)
+        return tuple(
+            other
+            for other in range(side * side)
+            if other != cell
+            and (
+                other // side == row
+                or other % side == col
+                or (other // side // box, other % side // box) == (row // box, col // box)
+            )
         )
-    )
+
+    return tuple(peers(cell) for cell in range(side * side))
 
 
-PEERS: tuple[tuple[int, ...], ...] = tuple(_peers(cell) for cell in range(N_CELLS))
+PEERS: tuple[tuple[int, ...], ...] = sudoku_peers(2)
 """The 7 cells sharing a row, column or 2x2 box with each cell."""
 
 
@@ -123,8 +136,49 @@ GRID_BITS: tuple[int, ...] = _grid_bits()
 _ALL_BITS = (1 << len(_GRID_CELLS)) - 1
 
 
+def validate_grid(puzzle: Any, box: int) -> np.ndarray:
+    """Check the shape, digits and clues of a Sudoku puzzle with ``box x box`` boxes.
+
+    Args:
+        puzzle: array-like of shape ``(n, n)`` or ``(n * n,)`` with ``n = box**2``,
+            integers 0-n (0 = blank).
+        box: side of a box (2 for 4x4, 3 for 9x9).
+
+    Returns:
+        int64 array of shape ``(n * n,)`` (a copy).
+
+    Raises:
+        ValueError: wrong shape, non-integer dtype, a digit outside 0-n, or two equal
+            clues in one row, column or box (the message names the cells). Whether the
+            puzzle has a solution is not checked here.
+    """
+    side = box * box
+    array = np.asarray(puzzle)
+    if array.shape not in ((side, side), (side * side,)):
+        raise ValueError(
+            f"puzzle must have shape ({side}, {side}) or ({side * side},) (0 = blank, "
+            f"1-{side} = digit), got shape {array.shape}"
+        )
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"puzzle must hold integers 0-{side} (0 = blank), got dtype {array.dtype}")
+    cells = array.astype(np.int64).reshape(side * side)
+    if cells.min() < 0 or cells.max() > side:
+        raise ValueError(
+            f"puzzle digits must be in 0-{side} (0 = blank), got values {np.unique(cells)}"
+        )
+    peers = PEERS if box == 2 else sudoku_peers(box)
+    for cell in np.flatnonzero(cells).tolist():
+        for peer in peers[cell]:
+            if peer > cell and cells[cell] == cells[peer]:
+                raise ValueError(
+                    f"puzzle has conflicting clues: digit {cells[cell]} at (row, col) "
+                    f"{divmod(cell, side)} and {divmod(peer, side)} share a row, column or box"
+                )
+    return cells
+
+
 def validate_puzzle(puzzle: Any) -> np.ndarray:
-    """Check a puzzle's shape, digits and clues; return it flat.
+    """Check a 4x4 puzzle's shape, digits and clues; return it flat.
 
     Args:
         puzzle: array-like of shape ``(4, 4)`` or ``(16,)``, integers 0-4 (0 = blank).
@@ -133,29 +187,10 @@ def validate_puzzle(puzzle: Any) -> np.ndarray:
         int64 array of shape ``(16,)`` (a copy).
 
     Raises:
-        ValueError: wrong shape, non-integer dtype, a digit outside 0-4, or two equal
-            clues in one row, column or box (the message names the cells). Whether the
-            puzzle has a solution is not checked here (see :func:`solve`).
+        ValueError: as :func:`validate_grid`. Whether the puzzle has a solution is not
+            checked here (see :func:`solve`).
     """
-    array = np.asarray(puzzle)
-    if array.shape not in ((SIZE, SIZE), (N_CELLS,)):
-        raise ValueError(
-            f"puzzle must have shape (4, 4) or (16,) (0 = blank, 1-4 = digit), "
-            f"got shape {array.shape}"
-        )
-    if array.dtype.kind not in "iu":
-        raise ValueError(f"puzzle must hold integers 0-4 (0 = blank), got dtype {array.dtype}")
-    cells = array.astype(np.int64).reshape(N_CELLS)
-    if cells.min() < 0 or cells.max() > SIZE:
-        raise ValueError(f"puzzle digits must be in 0-4 (0 = blank), got values {np.unique(cells)}")
-    for cell in range(N_CELLS):
-        for peer in PEERS[cell]:
-            if peer > cell and cells[cell] != 0 and cells[cell] == cells[peer]:
-                raise ValueError(
-                    f"puzzle has conflicting clues: digit {cells[cell]} at (row, col) "
-                    f"{divmod(cell, SIZE)} and {divmod(peer, SIZE)} share a row, column or box"
-                )
-    return cells
+    return validate_grid(puzzle, 2)
 
 
 def solution_bits(puzzle: Any) -> int:
