@@ -14,10 +14,15 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from trm_rl.config import GRID_MIXERS, TRMConfig
+from trm_rl.config import GRID_MIXERS, TRMConfig, require_choice
 from trm_rl.core import CoreOutput, RecursiveCore
 
 VECTOR_TOKENS = ("single", "per_feature")
+POSITIONS = ("learned", "none")
+"""Token positions: ``"learned"`` adds a learned vector per token (``[T, D]``, which ties the
+network to one token count); ``"none"`` adds nothing (tokens are told apart by their content
+and, on grids, by the conv mixer's zero padding), so a grid network's parameters do not
+depend on the grid size."""
 
 
 class ObservationTokenizer(nn.Module):
@@ -35,6 +40,9 @@ class ObservationTokenizer(nn.Module):
     ``Discrete(n)``           one                             ``Linear(n, D)`` of the one-hot
     ========================  ==============================  ============================
 
+    With ``positions="none"`` no position is added (:data:`POSITIONS`); the parameters of a
+    grid tokeniser are then the same for every grid size ``H x W``.
+
     Attributes:
         n_tokens: T.
         grid_shape: ``(H, W)`` for grid observations (cell tokens in row-major order), else
@@ -42,11 +50,16 @@ class ObservationTokenizer(nn.Module):
     """
 
     def __init__(
-        self, observation_space: spaces.Space, hidden_dim: int, vector_tokens: str = "single"
+        self,
+        observation_space: spaces.Space,
+        hidden_dim: int,
+        vector_tokens: str = "single",
+        positions: str = "learned",
     ) -> None:
         super().__init__()
-        if vector_tokens not in VECTOR_TOKENS:
-            raise ValueError(f"vector_tokens must be one of {VECTOR_TOKENS}, got {vector_tokens!r}")
+        require_choice("vector_tokens", vector_tokens, VECTOR_TOKENS)
+        require_choice("positions", positions, POSITIONS)
+        self.positions = positions
         self.grid_shape: tuple[int, int] | None = None
         self.kind, self.n_tokens, in_width = self._layout(observation_space, vector_tokens)
         self.hidden_dim = hidden_dim
@@ -58,7 +71,7 @@ class ObservationTokenizer(nn.Module):
                 nn.init.trunc_normal_(self.value.weight, std=1.0)
         self.position = (
             nn.Parameter(0.5 * torch.randn(self.n_tokens, hidden_dim))
-            if self.n_tokens > 1
+            if self.n_tokens > 1 and positions == "learned"
             else None
         )
 
@@ -147,6 +160,10 @@ class TRMNetwork(nn.Module):
         focus_channel: for grid observations ``(C, H, W)``, read the pooled features at the
             cells marked in this channel (e.g. 1, the agent, in a maze) instead of through
             the learned attention pool. ``None`` (default) learns the pool.
+        positions: ``"learned"`` (default) or ``"none"`` token positions
+            (:data:`POSITIONS`). With ``"none"``, a grid observation and a mixer other than
+            ``"mlp"``, no parameter depends on the grid size: the network built for
+            ``(C, n, n)`` loads the state dict of one built for ``(C, m, m)``.
 
     ``forward(obs)`` gives the final cycle's features ``[B, F]``;
     ``forward(obs, all_cycles=True)`` gives every cycle's ``[H, B, F]``.
@@ -158,9 +175,12 @@ class TRMNetwork(nn.Module):
         config: TRMConfig,
         vector_tokens: str = "single",
         focus_channel: int | None = None,
+        positions: str = "learned",
     ) -> None:
         super().__init__()
-        self.tokenizer = ObservationTokenizer(observation_space, config.hidden_dim, vector_tokens)
+        self.tokenizer = ObservationTokenizer(
+            observation_space, config.hidden_dim, vector_tokens, positions
+        )
         if config.mixer in GRID_MIXERS and self.tokenizer.grid_shape is None:
             raise ValueError(
                 f'mixer="{config.mixer}" needs grid observations (Box (H, W) or (C, H, W), or '

@@ -98,3 +98,48 @@ def test_unsupported_space_raises():
         TRMNetwork(spaces.Dict({"a": spaces.Discrete(2)}), TRMConfig(**CONFIG))
     with pytest.raises(ValueError, match="vector_tokens"):
         ObservationTokenizer(spaces.Discrete(2), 4, vector_tokens="many")
+
+
+def grid_network(side: int, positions: str) -> TRMNetwork:
+    space = spaces.Box(0, 1, (3, side, side), np.float32)
+    return TRMNetwork(
+        space, TRMConfig(**CONFIG, mixer="conv"), focus_channel=1, positions=positions
+    )
+
+
+def test_position_free_grid_network_has_the_same_parameters_on_every_size():
+    small, large = grid_network(9, "none"), grid_network(15, "none")
+    shapes = {name: tensor.shape for name, tensor in small.state_dict().items()}
+    assert shapes == {name: tensor.shape for name, tensor in large.state_dict().items()}
+    assert large.tokenizer.position is None and large.core.grid_shape == (15, 15)
+    large.load_state_dict(small.state_dict())
+    obs = batch_of(spaces.Box(0, 1, (3, 15, 15), np.float32))
+    assert large(obs).shape == (4, 32) and torch.isfinite(large(obs)).all()
+    learned = {
+        grid_network(side, "learned").state_dict()["tokenizer.position"].shape for side in (9, 15)
+    }
+    assert learned == {torch.Size([81, 16]), torch.Size([225, 16])}
+
+
+def test_position_free_core_states_move_with_the_input_on_a_new_size():
+    """Without positions the conv core is translation-equivariant away from the border: a
+    wall moved one cell right moves every interior cell's state one cell right. (A network
+    that reshaped 15x15 tokens with another grid's shape would break this.)"""
+    net = grid_network(9, "none")
+    large = grid_network(15, "none")
+    large.load_state_dict(net.state_dict())
+    obs = torch.zeros(2, 3, 15, 15)
+    obs[0, 0, 7, 6] = obs[1, 0, 7, 7] = 1.0
+    states = large.recurse(obs)[1].states[-1].reshape(2, 15, 15, -1)
+    radius = CONFIG["h_cycles"] * (CONFIG["l_cycles"] + 1)
+    inner = slice(radius, 15 - radius - 1)
+    torch.testing.assert_close(states[0, inner, inner], states[1, inner, radius + 1 : 15 - radius])
+    assert not torch.allclose(states[0, inner, inner], states[1, inner, inner])
+
+
+def test_positions_must_be_known():
+    with pytest.raises(ValueError, match="positions"):
+        grid_network(5, "sinusoidal")
+    tokenizer = ObservationTokenizer(spaces.Box(0, 1, (3, 4, 4), np.float32), 8, positions="none")
+    assert tokenizer.position is None
+    assert tokenizer(torch.zeros(1, 3, 4, 4)).abs().sum() == 0

@@ -4,6 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from gymnasium.envs.registration import registry
 from sb3_contrib import MaskablePPO
 from stable_baselines3 import A2C, PPO
@@ -122,6 +123,52 @@ def test_policy_alone_saves_and_loads(tmp_path):
     assert policy.focus_channel == 1
 
 
+def reference_features(network, obs: torch.Tensor) -> torch.Tensor:
+    """A maze policy's features for one ``[3, n, n]`` observation, computed by hand from the
+    network's weights (conv mixer, one cell token per grid cell, pooled at the agent)."""
+    side = obs.shape[-1]
+    core = network.core
+
+    def f(h: torch.Tensor) -> torch.Tensor:
+        for block in core.blocks:
+            image = h.T.reshape(1, -1, side, side)
+            conv = F.conv2d(image, block.token_mix.weight, padding=1, groups=image.shape[1])
+            h = F.rms_norm(h + conv.reshape(h.shape[1], -1).T, (h.shape[1],), eps=1e-5)
+            h = F.rms_norm(h + block.channel_mix(h), (h.shape[1],), eps=1e-5)
+        return h
+
+    x = network.tokenizer.value(obs.reshape(3, -1).T)
+    z_H, z_L = (core.init_states[i].expand_as(x) for i in range(2))
+    for _ in range(core.config.h_cycles):
+        for _ in range(core.config.l_cycles):
+            z_L = f(z_L + z_H + x)
+        z_H = f(z_H + z_L)
+    agent = obs[1].reshape(-1).argmax()
+    return torch.cat([z_H.mean(0), z_H[agent]])
+
+
+def test_position_free_policy_runs_on_a_larger_maze_with_the_same_weights(tmp_path):
+    kwargs = {**TINY, "focus_channel": 1, "positions": "none"}
+    model = PPO(TRMPolicy, gym.make("TRM-Maze-v0", size=9), policy_kwargs=kwargs, **PPO_SMOKE)
+    model.learn(64)
+    model.save(tmp_path / "model")
+    loaded = PPO.load(tmp_path / "model", device="cpu")
+    assert loaded.policy.positions == "none" and loaded.policy.network.tokenizer.position is None
+    large = gym.make("TRM-Maze-v0", size=15, family="perfect")
+    policy = TRMPolicy(large.observation_space, large.action_space, lambda _: 0.0, **kwargs)
+    policy.load_state_dict(loaded.policy.state_dict())
+    batch = np.stack([large.reset(seed=seed)[0] for seed in range(8)])
+    actions, _ = policy.predict(batch, deterministic=True)
+    with torch.no_grad():
+        features = policy.extract_features(policy.obs_to_tensor(batch)[0])
+        expected = torch.stack(
+            [reference_features(loaded.policy.network, o) for o in torch.tensor(batch)]
+        )
+        logits = loaded.policy.action_net(expected)
+    torch.testing.assert_close(features, expected, atol=1e-5, rtol=1e-5)
+    np.testing.assert_array_equal(actions, logits.argmax(-1).numpy())
+
+
 def test_predict_single_and_batched():
     model = PPO(TRMPolicy, "TRM-Maze-v0", policy_kwargs=TINY)
     batch = observations("TRM-Maze-v0")
@@ -166,6 +213,7 @@ def test_policy_kwargs_reach_the_core():
         ({"features_extractor_class": None}, TypeError, "features_extractor_class"),
         ({"halting": True}, TypeError, "halting"),
         ({"token_actions": True}, ValueError, "token_actions"),
+        ({"positions": "sinusoidal"}, ValueError, "positions"),
     ],
 )
 def test_bad_policy_kwargs_raise_naming_the_argument(kwargs, error, match):

@@ -28,8 +28,8 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import Tensor, nn
 
-from trm_rl.agents.network import TRMNetwork
-from trm_rl.config import TRMConfig
+from trm_rl.agents.network import POSITIONS, TRMNetwork
+from trm_rl.config import TRMConfig, require_choice
 
 POLICY_DEFAULTS: dict[str, Any] = {
     "hidden_dim": 32,
@@ -77,6 +77,8 @@ class TRMFeaturesExtractor(BaseFeaturesExtractor):
         focus_channel: grid channel whose marked cells the readout pools (see
             :class:`~trm_rl.agents.network.TRMNetwork`), or ``None``.
         token_features: append the flattened token states (for per-token action heads).
+        positions: ``"learned"`` or ``"none"`` token positions (see
+            :data:`~trm_rl.agents.network.POSITIONS`).
     """
 
     def __init__(
@@ -86,8 +88,11 @@ class TRMFeaturesExtractor(BaseFeaturesExtractor):
         vector_tokens: str = "single",
         focus_channel: int | None = None,
         token_features: bool = False,
+        positions: str = "learned",
     ) -> None:
-        network = TRMNetwork(observation_space, TRMConfig(**trm), vector_tokens, focus_channel)
+        network = TRMNetwork(
+            observation_space, TRMConfig(**trm), vector_tokens, focus_channel, positions
+        )
         self.pooled_dim = network.features_dim
         self.token_dim = network.tokenizer.n_tokens * network.tokenizer.hidden_dim
         super().__init__(
@@ -166,6 +171,12 @@ class TRMPolicyMixin:
         vector_tokens: ``"single"`` (default) or ``"per_feature"``.
         focus_channel: for ``(C, H, W)`` grids, the channel marking the cell(s) the readout
             pools, e.g. 1 (the agent) in a maze; ``None`` (default) learns the pool.
+        positions: ``"learned"`` (default: a learned vector added to each token, ``[T, D]``)
+            or ``"none"`` (no position; on grids the conv mixer's zero padding gives
+            locality and a walls channel the border). With ``"none"`` on a ``(C, H, W)`` grid
+            and a mixer other than ``"mlp"``, no parameter depends on ``H, W``: the policy
+            built for a ``(C, n, n)`` space loads the weights of one trained on ``(C, m, m)``
+            (``trm_rl.load_agent(..., observation_space=...)``). Saved with the policy.
         token_actions: read ``Discrete(T * k)`` actions per token, ``k`` logits from each
             token's final z_H through one shared head (:class:`TokenActionHead`), e.g.
             Sudoku's 16 cells x 4 digits; the value still reads the pooled features.
@@ -190,6 +201,7 @@ class TRMPolicyMixin:
         vector_tokens: str = "single",
         focus_channel: int | None = None,
         token_actions: bool = False,
+        positions: str = "learned",
         **kwargs: Any,
     ) -> None:
         fields = {name: kwargs.pop(name, POLICY_DEFAULTS[name]) for name in TRM_FIELDS}
@@ -199,9 +211,11 @@ class TRMPolicyMixin:
                     f"{type(self).__name__} builds its own features extractor; remove {name} "
                     f"and pass the TRM settings {TRM_FIELDS} as policy_kwargs"
                 )
+        require_choice("positions", positions, POSITIONS)
         fields["mixer"] = resolve_mixer(observation_space, fields["mixer"], vector_tokens)
         self.trm_config = TRMConfig(**fields)
         self.vector_tokens = vector_tokens
+        self.positions = positions
         self.focus_channel = focus_channel
         self.token_actions = token_actions
         if not isinstance(token_actions, bool):
@@ -220,6 +234,7 @@ class TRMPolicyMixin:
                 "vector_tokens": vector_tokens,
                 "focus_channel": focus_channel,
                 "token_features": token_actions,
+                "positions": positions,
             },
             **kwargs,
         )
@@ -265,6 +280,7 @@ class TRMPolicyMixin:
             vector_tokens=self.vector_tokens,
             focus_channel=self.focus_channel,
             token_actions=self.token_actions,
+            positions=self.positions,
         )
         return data
 
