@@ -17,7 +17,7 @@ from trm_rl.envs.maze_layouts import (
     shortest_path,
     validate_maze,
 )
-from trm_rl.envs.options import checked_options
+from trm_rl.envs.options import ResetNeeded, checked_int, checked_number, checked_options
 
 __all__ = ["ORIGINAL_5X5_LAYOUT", "MazeEnv"]
 
@@ -92,6 +92,10 @@ class MazeEnv(gym.Env[np.ndarray, np.int64]):
     - Termination: the agent reaches the goal (``info["is_success"]`` is then True).
     - Truncation: ``max_episode_steps`` at registration (``TRM-Maze-v0``: 100;
       ``TRM-Maze-7x7-v0``/``9x9``: ``4 * n**2``; ``TRM-Maze-Fixed-v0``: 100).
+    - ``step`` after termination (or before the first ``reset``) raises
+      :class:`~trm_rl.envs.options.ResetNeeded` (a ``gymnasium.error.ResetNeeded`` and a
+      ``RuntimeError``): call ``reset()``. Gymnasium leaves stepping a terminated env
+      undefined; refusing it keeps the goal reward from being paid twice.
 
     ## Info
     On reset and every step: ``"shortest_path"`` (BFS length, in moves, from the start
@@ -116,6 +120,9 @@ class MazeEnv(gym.Env[np.ndarray, np.int64]):
       ``TRM-Maze-Fixed-v0``: it had no interior walls, only the border.
     - ``render_mode``: ``"ansi"`` (text: ``#`` wall, ``A`` agent, ``G`` goal, ``.`` free)
       or ``"rgb_array"`` (uint8 ``[16 n, 16 n, 3]``: walls dark, agent blue, goal green).
+      ``render()`` before the first ``reset`` raises ``ResetNeeded`` (as Gymnasium's
+      ``OrderEnforcing`` wrapper does); without a ``render_mode`` it warns and returns
+      None. After the episode ends it still draws the final state.
 
     ## Version History
     - v0: initial version.
@@ -131,28 +138,22 @@ class MazeEnv(gym.Env[np.ndarray, np.int64]):
         layout: np.ndarray | dict[str, Any] | str | None = None,
         render_mode: str | None = None,
     ) -> None:
-        if isinstance(size, bool) or not isinstance(size, int | np.integer):
-            raise TypeError(f"size must be an int >= 3, got {size!r} ({type(size).__name__})")
-        if size < 3:
-            raise ValueError(f"size must be >= 3, got {size}")
+        size = checked_int("size", size, 3)
         if family not in FAMILIES:
             raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
         if family == "perfect" and size % 2 == 0:
             raise ValueError(
                 f'family="perfect" needs an odd size, got size={size}; use "open" or "mixed"'
             )
-        if isinstance(wall_density, bool) or not isinstance(wall_density, int | float):
-            raise TypeError(f"wall_density must be a float in [0, 1), got {wall_density!r}")
-        if not 0.0 <= wall_density < 1.0:
-            raise ValueError(f"wall_density must be in [0, 1), got {wall_density}")
+        wall_density = checked_number("wall_density", wall_density, 0, 1, high_open=True)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode must be None or one of {self.metadata['render_modes']}, "
                 f"got {render_mode!r}"
             )
-        self.size = int(size)
+        self.size = size
         self.family = family
-        self.wall_density = float(wall_density)
+        self.wall_density = wall_density
         self.render_mode = render_mode
         self._layout = None
         if isinstance(layout, str):
@@ -169,6 +170,7 @@ class MazeEnv(gym.Env[np.ndarray, np.int64]):
         self.observation_space = spaces.Box(0.0, 1.0, (3, n, n), np.float32)
         self.action_space = spaces.Discrete(4)
         self._pos: int | None = None
+        self._over = True
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -211,14 +213,17 @@ class MazeEnv(gym.Env[np.ndarray, np.int64]):
         self._goal_cell = goal[0] * n + goal[1]
         self._pos = start[0] * n + start[1]
         self._shortest = path_length
+        self._over = False
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if type(action) is not int:
             action = self._as_action(action)
         if not 0 <= action < 4:
             raise ValueError(f"action must be in {{0, 1, 2, 3}}, got {action}")
-        if self._pos is None:
-            raise gym.error.ResetNeeded("call reset() before step()")
+        if self._over:
+            if self._pos is None:
+                raise ResetNeeded("call reset() before step()")
+            raise ResetNeeded("the episode ended when the goal was reached: call reset()")
         cell = self._pos
         target = self._moves[cell][action]
         reward = STEP_PENALTY
@@ -230,6 +235,7 @@ class MazeEnv(gym.Env[np.ndarray, np.int64]):
         terminated = target == self._goal_cell
         if terminated:
             reward += GOAL_REWARD
+            self._over = True
         return self._observation(), reward, terminated, False, self._info(terminated)
 
     @staticmethod
@@ -259,14 +265,14 @@ class MazeEnv(gym.Env[np.ndarray, np.int64]):
         """The current maze as ``{"grid": int8 [n, n] copy, "start": (r, c), "goal": (r, c)}``,
         the form ``reset(options={"maze": ...})`` accepts."""
         if self._pos is None:
-            raise gym.error.ResetNeeded("call reset() before reading the maze")
+            raise ResetNeeded("call reset() before reading the maze")
         return {"grid": self._grid.copy(), "start": self._start, "goal": self._goal}
 
     @property
     def agent_pos(self) -> tuple[int, int]:
         """The agent's current ``(row, col)``."""
         if self._pos is None:
-            raise gym.error.ResetNeeded("call reset() before reading the agent position")
+            raise ResetNeeded("call reset() before reading the agent position")
         return divmod(self._pos, self.size)
 
     def _codes(self) -> np.ndarray:
@@ -283,6 +289,8 @@ class MazeEnv(gym.Env[np.ndarray, np.int64]):
                 "'rgb_array' to MazeEnv or gym.make"
             )
             return None
+        if self._pos is None:
+            raise ResetNeeded("call reset() before render()")
         codes = self._codes()
         if self.render_mode == "ansi":
             return "\n".join("".join(".#GA"[code] for code in row) for row in codes) + "\n"

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from trm_rl.envs.options import checked_options
+from trm_rl.envs.options import ResetNeeded, checked_int, checked_options
 from trm_rl.envs.sudoku_puzzles import (
     GRID_BITS,
     MAX_BLANKS,
@@ -86,16 +86,17 @@ def _parse_blanks(blanks: Any) -> tuple[int, int]:
     """``blanks`` as an inclusive ``(low, high)`` range within ``[1, MAX_BLANKS]``."""
     allowed = f"an int or a (low, high) pair of ints with 1 <= low <= high <= {MAX_BLANKS}"
     pair = blanks if isinstance(blanks, tuple | list) else (blanks, blanks)
-    if len(pair) != 2 or any(
-        isinstance(value, bool) or not isinstance(value, int | np.integer) for value in pair
-    ):
-        raise TypeError(f"blanks must be {allowed}, got {blanks!r}")
-    low, high = int(pair[0]), int(pair[1])
-    if not 1 <= low <= high <= MAX_BLANKS:
-        raise ValueError(
+    try:
+        if len(pair) != 2:
+            raise TypeError("not a pair")
+        low, high = (checked_int("blanks", value, 1) for value in pair)
+        if not low <= high <= MAX_BLANKS:
+            raise ValueError("out of range")
+    except (TypeError, ValueError) as error:
+        raise type(error)(
             f"blanks must be {allowed} (a unique 4x4 puzzle has at most {MAX_BLANKS} "
             f"blanks), got {blanks!r}"
-        )
+        ) from error
     return low, high
 
 
@@ -157,6 +158,11 @@ class SudokuEnv(gym.Env[np.ndarray, np.int64]):
     - Termination: the last blank is filled (``info["is_success"]`` True), or a dead end
       (``info["is_success"]`` False).
     - Truncation: ``max_episode_steps`` at registration (``TRM-Sudoku-v0``: 32).
+    - ``step`` after termination (or before the first ``reset``) raises
+      :class:`~trm_rl.envs.options.ResetNeeded` (a ``gymnasium.error.ResetNeeded`` and a
+      ``RuntimeError``): call ``reset()``. Gymnasium leaves stepping a terminated env
+      undefined; refusing it keeps a finished grid from paying -1 per step and a dead end
+      from paying +1 for further placements.
 
     Dead ends are found in O(1) per step by intersecting the puzzle's solutions (a
     bitmask over the 288 grids, computed at reset) with the grids holding the placed
@@ -181,6 +187,9 @@ class SudokuEnv(gym.Env[np.ndarray, np.int64]):
     - ``render_mode``: ``"ansi"`` (text: clues plain, placed digits in ``[ ]``, blanks
       ``.``, ``|``/``+`` box borders) or ``"rgb_array"`` (uint8 ``[163, 163, 3]``: thin
       grid lines, thick box lines, clues black on grey, placed digits blue on white).
+      ``render()`` before the first ``reset`` raises ``ResetNeeded`` (as Gymnasium's
+      ``OrderEnforcing`` wrapper does); without a ``render_mode`` it warns and returns
+      None. After the episode ends it still draws the final grid.
 
     ## Version History
     - v0: initial version.
@@ -207,6 +216,7 @@ class SudokuEnv(gym.Env[np.ndarray, np.int64]):
         self._mask = np.zeros(N_ACTIONS, dtype=bool)
         self._solutions = 0
         self._blanks_left = 0
+        self._over = True
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -234,6 +244,7 @@ class SudokuEnv(gym.Env[np.ndarray, np.int64]):
         self._clues = grid != 0
         self._solutions = solutions
         self._blanks_left = int(N_CELLS - self._clues.sum())
+        self._over = False
         self._mask = np.ones(N_ACTIONS, dtype=bool)
         for cell in np.flatnonzero(self._clues):
             self._mask[_CLEARED[SIZE * cell + grid[cell] - 1]] = False
@@ -245,8 +256,14 @@ class SudokuEnv(gym.Env[np.ndarray, np.int64]):
             raise ValueError(
                 f"action must be in [0, {N_ACTIONS - 1}] (4 * cell + digit - 1), got {action}"
             )
-        if self._grid is None:
-            raise gym.error.ResetNeeded("call reset() before step()")
+        if self._over:
+            if self._grid is None:
+                raise ResetNeeded("call reset() before step()")
+            raise ResetNeeded(
+                "the episode ended ("
+                + ("grid complete" if self._blanks_left == 0 else "dead end")
+                + "): call reset()"
+            )
         success = terminated = False
         if not self._mask[action]:
             reward = INVALID_REWARD
@@ -261,6 +278,7 @@ class SudokuEnv(gym.Env[np.ndarray, np.int64]):
                 reward, terminated, success = VALID_REWARD + COMPLETION_BONUS, True, True
             else:
                 reward = VALID_REWARD
+            self._over = terminated
         return self._grid.copy(), reward, terminated, False, self._info(success)
 
     @staticmethod
@@ -291,7 +309,7 @@ class SudokuEnv(gym.Env[np.ndarray, np.int64]):
         """The current episode's puzzle: int64 ``(4, 4)``, 0 for blanks, the form
         ``reset(options={"puzzle": ...})`` accepts."""
         if self._grid is None:
-            raise gym.error.ResetNeeded("call reset() before reading the puzzle")
+            raise ResetNeeded("call reset() before reading the puzzle")
         return np.where(self._clues, self._grid, 0).reshape(SIZE, SIZE)
 
     def render(self) -> str | np.ndarray | None:
@@ -302,7 +320,7 @@ class SudokuEnv(gym.Env[np.ndarray, np.int64]):
             )
             return None
         if self._grid is None:
-            raise gym.error.ResetNeeded("call reset() before render()")
+            raise ResetNeeded("call reset() before render()")
         if self.render_mode == "ansi":
             return self._render_text()
         return self._render_image()

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from trm_rl.config import require_int
+
 __all__ = [
     "GRID_BITS",
     "MAX_BLANKS",
@@ -226,8 +228,7 @@ def count_solutions(puzzle: Any, limit: int | None = 2) -> int:
     Returns:
         ``min(number of solutions, limit)``.
     """
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be an int >= 1 or None, got {limit!r}")
+    require_int("limit", limit, 1, allow_none=True)
     return len(_solutions(puzzle, limit))
 
 
@@ -260,9 +261,9 @@ def generate_puzzle(rng: np.random.Generator, blanks: int) -> tuple[np.ndarray, 
     Returns:
         ``(puzzle, solution)``: int64 ``(4, 4)`` arrays; ``puzzle`` has 0 for blanks.
     """
-    if isinstance(blanks, bool) or not isinstance(blanks, int | np.integer):
-        raise TypeError(f"blanks must be an int in [0, {MAX_BLANKS}], got {blanks!r}")
-    if not 0 <= blanks <= MAX_BLANKS:
+    blanks = int(blanks) if isinstance(blanks, np.integer) else blanks
+    require_int("blanks", blanks, 0)
+    if blanks > MAX_BLANKS:
         raise ValueError(f"blanks must be in [0, {MAX_BLANKS}], got {blanks}")
     while True:
         index = int(rng.integers(len(_GRID_CELLS)))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -22,7 +21,7 @@ from trm_rl.envs.dynamics import (
     cost_matrix,
     rk4_step,
 )
-from trm_rl.envs.options import checked_options
+from trm_rl.envs.options import ResetNeeded, checked_int, checked_number, checked_options
 
 START_RANGE = 2.0
 """Initial states are drawn uniformly from ``[-START_RANGE, START_RANGE]^2``."""
@@ -38,6 +37,7 @@ STIFFNESS_MAX = 0.1
 """Largest accepted ``mu * dt``: beyond it RK4 can diverge from states with ``|x|`` near
 ``STATE_LIMIT`` (measured: mu = 2, dt = 0.1 overflows)."""
 OPTION_KEYS = ("state", "target")
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 _RENDER_SIZE = 256
 _VIEW_X = 3.0
@@ -57,15 +57,17 @@ def state_bound(mu: float, duration: float) -> float:
     return 1.01 * (start * growth + U_MAX * (growth - 1.0) / mu)
 
 
-def _number(name: str, value: Any, low: float, high: float, low_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
-    value = float(value)
-    above_low = value > low if low_open else value >= low
-    if not (math.isfinite(value) and above_low and value <= high):
-        bracket = "(" if low_open else "["
-        raise ValueError(f"{name} must be in {bracket}{low}, {high}], got {value}")
-    return value
+def max_horizon(mu: float, dt: float) -> int:
+    """Largest ``horizon`` (steps) whose observation bound ``state_bound(mu, horizon * dt)``
+    is finite in float32 (the observation dtype): 1733 with the defaults, 866-868 at the
+    stiffest setting ``mu * dt = 0.1``. The bound grows like ``exp(mu * horizon * dt)``;
+    solving ``1.01 (sqrt(2) STATE_LIMIT + U_MAX / mu) exp(mu * horizon * dt) <= float32
+    max`` (which implies the bound) gives the limit."""
+    start = STATE_LIMIT * math.sqrt(2.0)
+    if mu == 0.0:
+        return math.floor((FLOAT32_MAX / 1.01 - start) / (U_MAX * dt))
+    growth = math.log(FLOAT32_MAX / (1.01 * (start + U_MAX / mu)))
+    return math.floor(growth / (mu * dt))
 
 
 def _point(name: str, value: Any, limit: float) -> tuple[float, float]:
@@ -142,21 +144,26 @@ class VanDerPolEnv(gym.Env[np.ndarray, np.ndarray]):
 
     The episode is truncated after ``horizon`` steps (a fixed-horizon problem; it never
     terminates). On that step ``info["is_success"]`` is ``||s_N - s*|| < success_tolerance``
-    and ``info["final_distance"]`` is ``||s_N - s*||``. Stepping past the horizon raises
-    `RuntimeError`: call `reset()`.
+    and ``info["final_distance"]`` is ``||s_N - s*||``. Stepping past the horizon, or
+    before the first ``reset()``, raises :class:`~trm_rl.envs.options.ResetNeeded` (a
+    ``gymnasium.error.ResetNeeded`` and a ``RuntimeError``): call ``reset()``.
 
     ## Arguments
 
     - `mu`: damping, in ``[0, 2]`` (default 1.0).
     - `dt`: step in seconds, in ``(0, 0.1]`` (default 0.05), with ``mu * dt <= 0.1``.
-    - `horizon`: steps per episode, >= 1 (default 100).
+    - `horizon`: steps per episode, in ``[1, max_horizon(mu, dt)]`` (default 100; the
+      limit is 1733 steps with the default mu and dt): beyond it the observation bound
+      ``B`` overflows float32.
     - `Q`, `Q_final`: symmetric PSD 2x2 state weights, or their diagonals (defaults
       diag(10, 5) and 20 Q).
     - `R`: control weight >= 0 (default 0.5).
     - `target_range`: half-width of the random target box, in ``[0, 3]`` (default 0).
     - `success_tolerance`: success radius around the target, > 0 (default 0.1).
     - `render_mode`: ``"ansi"`` (one text line) or ``"rgb_array"`` (a 256x256 phase-plane
-      picture: trajectory so far in blue, current state red, target green).
+      picture: trajectory so far in blue, current state red, target green). ``render()``
+      before the first ``reset`` raises ``ResetNeeded`` (as Gymnasium's ``OrderEnforcing``
+      wrapper does); without a ``render_mode`` it warns and returns None.
 
     ``reset(options={"state": [x, v], "target": [x, v]})`` starts from that state (``|x|,
     |v| <= 4``) and/or aims at that target (``|x|, |v| <= 3``); other keys raise
@@ -181,26 +188,29 @@ class VanDerPolEnv(gym.Env[np.ndarray, np.ndarray]):
         success_tolerance: float = 0.1,
         render_mode: str | None = None,
     ) -> None:
-        self.mu = _number("mu", mu, 0.0, MU_MAX)
-        self.dt = _number("dt", dt, 0.0, DT_MAX, low_open=True)
+        self.mu = checked_number("mu", mu, 0.0, MU_MAX)
+        self.dt = checked_number("dt", dt, 0.0, DT_MAX, low_open=True)
         if self.mu * self.dt > STIFFNESS_MAX:
             raise ValueError(
                 f"mu * dt must be <= {STIFFNESS_MAX} for a stable RK4 integration, got "
                 f"mu={self.mu}, dt={self.dt}; lower one of them"
             )
-        if isinstance(horizon, bool) or not isinstance(horizon, numbers.Integral):
-            raise TypeError(f"horizon must be an int >= 1, got {horizon!r}")
-        if horizon < 1:
-            raise ValueError(f"horizon must be >= 1, got {horizon}")
-        self.horizon = int(horizon)
+        self.horizon = checked_int("horizon", horizon, 1)
+        longest = max_horizon(self.mu, self.dt)
+        if self.horizon > longest:
+            raise ValueError(
+                f"horizon must be in [1, {longest}] for mu={self.mu}, dt={self.dt}, got "
+                f"{self.horizon}: the observation bound on x and v, state_bound(mu, horizon * "
+                "dt), grows like exp(mu * horizon * dt) and must stay finite in float32"
+            )
         self.Q = cost_matrix("Q", Q)
         self.R = control_weight(R)
         self.Q_final = (
             Q_FINAL_SCALE * self.Q if Q_final is None else cost_matrix("Q_final", Q_final)
         )
-        self.target_range = _number("target_range", target_range, 0.0, TARGET_LIMIT)
-        self.success_tolerance = _number(
-            "success_tolerance", success_tolerance, 0.0, math.inf, low_open=True
+        self.target_range = checked_number("target_range", target_range, 0.0, TARGET_LIMIT)
+        self.success_tolerance = checked_number(
+            "success_tolerance", success_tolerance, 0.0, low_open=True
         )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
@@ -269,7 +279,7 @@ class VanDerPolEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._t >= self.horizon:
-            raise RuntimeError(
+            raise ResetNeeded(
                 f"no episode in progress (episodes end after horizon={self.horizon} steps): "
                 "call reset() first"
             )
@@ -288,15 +298,21 @@ class VanDerPolEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._obs(), -cost, False, truncated, info
 
     def render(self) -> str | np.ndarray | None:
+        if self.render_mode is None:
+            gym.logger.warn(
+                "render() called without render_mode; pass render_mode='ansi' or "
+                "'rgb_array' to VanDerPolEnv or gym.make"
+            )
+            return None
+        if not self._path:
+            raise ResetNeeded("call reset() before render()")
         if self.render_mode == "ansi":
             u = "   n/a" if self._last_u is None else f"{self._last_u:+.3f}"
             return (
                 f"t={self._t:4d}/{self.horizon} x={self._x:+.3f} v={self._v:+.3f} "
                 f"target=({self._target[0]:+.3f}, {self._target[1]:+.3f}) u={u}"
             )
-        if self.render_mode == "rgb_array":
-            return self._render_phase_plane()
-        return None
+        return self._render_phase_plane()
 
     def _render_phase_plane(self) -> np.ndarray:
         size = _RENDER_SIZE

@@ -193,6 +193,36 @@ def test_reaching_the_goal_pays_ten_and_terminates():
     assert reward == pytest.approx(10 + 0.2 - 0.01)
 
 
+def test_step_after_reaching_the_goal_raises_instead_of_paying_again():
+    env = MazeEnv(size=3, layout=np.zeros((3, 3)))
+    env.reset(seed=0)
+    for action in (DOWN, DOWN, RIGHT, RIGHT):
+        *_, terminated, _, _ = env.step(action)
+    assert terminated
+    for action in (LEFT, RIGHT):
+        with pytest.raises(gym.error.ResetNeeded, match="goal was reached: call reset"):
+            env.step(action)
+    with pytest.raises(RuntimeError):
+        env.step(UP)
+    assert env.agent_pos == (2, 2)
+    env.reset()
+    _, reward, terminated, _, _ = env.step(DOWN)
+    assert not terminated and reward == pytest.approx(0.2 - 0.01)
+
+
+@pytest.mark.parametrize("render_mode", ["ansi", "rgb_array"])
+def test_render_before_reset_raises_and_after_the_end_draws_the_final_state(render_mode):
+    env = MazeEnv(size=3, layout=np.zeros((3, 3)), render_mode=render_mode)
+    with pytest.raises(gym.error.ResetNeeded, match=r"reset\(\) before render"):
+        env.render()
+    env.reset(seed=0)
+    first = env.render()
+    for action in (DOWN, DOWN, RIGHT, RIGHT):
+        env.step(action)
+    last = env.render()
+    assert type(last) is type(first) and np.any(last != first)
+
+
 def test_truncation_reports_no_success():
     env = gym.make("TRM-Maze-v0")
     env.reset(seed=0)
@@ -315,7 +345,7 @@ def test_rgb_render_is_a_clear_picture():
         ({"wall_density": 1.0}, ValueError, r"wall_density must be in \[0, 1\)"),
         ({"wall_density": -0.1}, ValueError, r"wall_density must be in \[0, 1\)"),
         ({"wall_density": float("nan")}, ValueError, r"wall_density must be in \[0, 1\)"),
-        ({"wall_density": "0.3"}, TypeError, "wall_density must be a float"),
+        ({"wall_density": "0.3"}, TypeError, "wall_density must be a number"),
         ({"layout": np.zeros((7, 7))}, ValueError, r"shape \(5, 5\)"),
         ({"layout": "original_9x9"}, ValueError, "layout name must be one of"),
         ({"render_mode": "human"}, ValueError, "render_mode must be None or one of"),

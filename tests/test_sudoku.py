@@ -177,6 +177,23 @@ def test_a_legal_but_wrong_digit_is_a_dead_end():
     assert count_solutions(obs) == 0
 
 
+def test_step_after_the_episode_ends_raises():
+    env = SudokuEnv(blanks=12)
+    obs, _ = env.reset(seed=0)
+    solution = solve(obs).reshape(16)
+    wrong = [a for a in np.flatnonzero(env.action_masks()) if a % 4 + 1 != solution[a // 4]]
+    legal = [a for a in np.flatnonzero(env.action_masks()) if a not in wrong]
+    assert env.step(wrong[0])[2]
+    with pytest.raises(gym.error.ResetNeeded, match=r"dead end\): call reset"):
+        env.step(legal[0])
+    obs, _ = env.reset(seed=0)
+    for cell in np.flatnonzero(obs == 0):
+        *_, terminated, _, info = env.step(4 * cell + solution[cell] - 1)
+    assert terminated and info["is_success"]
+    with pytest.raises(RuntimeError, match=r"grid complete\): call reset"):
+        env.step(0)
+
+
 def test_mask_matches_the_rules_and_is_never_empty_while_running():
     env = SudokuEnv(blanks=(1, 12))
     rng = np.random.default_rng(0)
@@ -399,6 +416,12 @@ def test_rgb_render_draws_clues_and_placed_digits_in_different_colours():
     np.testing.assert_array_equal(placed, env.render())
     assert (placed == PLACED_INK).all(axis=2).any()
     assert (placed != image).any(axis=2).sum() > 50
+
+
+@pytest.mark.parametrize("render_mode", ["ansi", "rgb_array"])
+def test_render_before_reset_raises(render_mode):
+    with pytest.raises(gym.error.ResetNeeded, match=r"reset\(\) before render"):
+        SudokuEnv(render_mode=render_mode).render()
 
 
 def test_render_without_mode_returns_none():

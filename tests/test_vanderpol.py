@@ -1,6 +1,6 @@
 """Van der Pol dynamics (float and torch paths) and TRM-VanDerPol-v0 behaviour."""
 
-import time
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import trm_rl  # noqa: F401  (registers the environments)
+from trm_rl.envs import dynamics, vanderpol
 from trm_rl.envs.dynamics import rollout, simulate, trajectory_cost
-from trm_rl.envs.vanderpol import VanDerPolEnv
+from trm_rl.envs.vanderpol import VanDerPolEnv, max_horizon, state_bound
 
 
 def play(env: VanDerPolEnv, controls: np.ndarray, **reset_kwargs):
@@ -200,6 +201,9 @@ def test_bound_actions_are_accepted():
         ({"Q_final": [[1.0, 0.5], [0.0, 1.0]]}, ValueError),
         ({"target_range": 3.5}, ValueError),
         ({"success_tolerance": 0.0}, ValueError),
+        ({"success_tolerance": float("inf")}, ValueError),
+        ({"mu": float("nan")}, ValueError),
+        ({"horizon": True}, TypeError),
         ({"render_mode": "human"}, ValueError),
     ],
 )
@@ -243,20 +247,61 @@ def test_render_modes():
     text.step(np.array([0.25], np.float32))
     line = text.render()
     assert isinstance(line, str) and "\n" not in line and "u=+0.250" in line
-    assert VanDerPolEnv().render() is None
+    with pytest.warns(UserWarning, match="render_mode"):
+        assert VanDerPolEnv().render() is None
 
 
-def test_step_rate_is_at_least_half_of_cartpole():
-    def rate(env, action, steps=5000):
-        env.reset(seed=0)
-        start = time.perf_counter()
-        for _ in range(steps):
-            _, _, terminated, truncated, _ = env.step(action)
-            if terminated or truncated:
-                env.reset()
-        return steps / (time.perf_counter() - start)
+def test_env_steps_on_python_floats(monkeypatch):
+    """The env's fast path: ``step`` integrates Python floats, never arrays or tensors (its
+    throughput next to CartPole is measured by ``trm_rl.benchmarks.env_throughput``)."""
+    seen = []
 
-    cartpole = gym.make("CartPole-v1").unwrapped
-    ours = max(rate(VanDerPolEnv(), np.zeros(1, np.float32)) for _ in range(3))
-    theirs = max(rate(cartpole, 0) for _ in range(3))
-    assert ours >= 0.5 * theirs, f"{ours:.0f} steps/s vs CartPole {theirs:.0f}"
+    def recording_step(x, v, u, dt, mu):
+        seen.append(tuple(type(value) for value in (x, v, u)))
+        return dynamics.rk4_step(x, v, u, dt, mu)
+
+    monkeypatch.setattr(vanderpol, "rk4_step", recording_step)
+    env = VanDerPolEnv(horizon=3)
+    env.reset(seed=0)
+    for action in (np.zeros(1, np.float32), np.array([1.5]), [-2.0]):
+        env.step(action)
+    assert seen == [(float, float, float)] * 3
+
+
+@pytest.mark.parametrize("horizon", [15000, 1734])
+def test_horizon_beyond_the_float32_observation_bound_is_refused(horizon):
+    with pytest.raises(ValueError, match=r"horizon must be in \[1, 1733\] for mu=1.0, dt=0.05"):
+        VanDerPolEnv(horizon=horizon)
+
+
+def test_longest_horizon_has_finite_observation_bounds():
+    env = VanDerPolEnv(horizon=np.int64(1733))
+    assert env.horizon == 1733 and type(env.horizon) is int
+    assert np.all(np.isfinite(env.observation_space.high))
+
+
+@pytest.mark.parametrize(("mu", "dt"), [(1.0, 0.05), (2.0, 0.05), (1.0, 0.1), (0.01, 0.1)])
+def test_max_horizon_is_the_last_finite_float32_bound(mu, dt):
+    longest = max_horizon(mu, dt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert np.isfinite(np.float32(state_bound(mu, longest * dt)))
+        assert not np.isfinite(np.float32(state_bound(mu, (longest + 3) * dt)))
+    VanDerPolEnv(mu=mu, dt=dt, horizon=longest)
+
+
+def test_step_and_render_before_reset_raise():
+    with pytest.raises(gym.error.ResetNeeded, match="call reset"):
+        VanDerPolEnv().step(np.zeros(1, np.float32))
+    for render_mode in ("ansi", "rgb_array"):
+        with pytest.raises(gym.error.ResetNeeded, match=r"reset\(\) before render"):
+            VanDerPolEnv(render_mode=render_mode).render()
+
+
+def test_step_past_the_horizon_raises():
+    env = VanDerPolEnv(horizon=2)
+    env.reset(seed=0)
+    env.step(np.zeros(1, np.float32))
+    assert env.step(np.zeros(1, np.float32))[3]
+    with pytest.raises(RuntimeError, match="horizon=2 steps"):
+        env.step(np.zeros(1, np.float32))

@@ -23,16 +23,23 @@ def require_int(name: str, value: Any, low: int, allow_none: bool = False) -> No
 
 
 def require_number(
-    name: str, value: Any, low: float, high: float = math.inf, *, low_open: bool = False
+    name: str,
+    value: Any,
+    low: float,
+    high: float = math.inf,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
 ) -> None:
-    """Raise naming ``name`` unless ``value`` is a real number in ``[low, high]`` (``(low,
-    high]`` with ``low_open``): ``TypeError`` for a non-number (bools included), else
-    ``ValueError``."""
-    bounds = f"{'(' if low_open else '['}{low}, {high}]"
+    """Raise naming ``name`` unless ``value`` is a real number in ``[low, high]`` (the
+    bound excluded with ``low_open`` / ``high_open``): ``TypeError`` for a non-number
+    (bools included), else ``ValueError``."""
+    bounds = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number in {bounds}, got {value!r}")
     above_low = value > low if low_open else value >= low
-    if not (above_low and value <= high):
+    below_high = value < high if high_open else value <= high
+    if not (above_low and below_high):
         raise ValueError(f"{name} must be in {bounds}, got {value}")
 
 
