@@ -48,14 +48,11 @@ class ReinforceConfig:
     cycle_loss: str = "importance"
     """How an earlier cycle ``k`` learns from the acting cycle's actions: "importance"
     (weighted by the truncated ratio ``min(importance_clip, pi_k(a_t) / pi_act(a_t))``, an
-    estimate of cycle ``k``'s own policy gradient; stable, but it leaves the early cycles'
-    own mistakes unsampled, so they do not become good policies), "positive"
-    (``max(A_t, 0) log pi_k(a_t)``: imitate the actions that beat the baseline; every cycle
-    becomes a usable policy, at some cost to the last one) or "imitate" (the original,
-    ``A_t log pi_k(a_t)``: also pushes away from the other actions; unstable across seeds on
-    random mazes). The acting cycle's term is the plain policy gradient in all three. Random
-    5x5 mazes, K=3, 3 seeds (``benchmarks/results/reinforce_random*.json``): 96.5% / 92.8% /
-    54.5% mean held-out success."""
+    estimate of cycle ``k``'s own policy gradient), "positive" (``max(A_t, 0) log pi_k(a_t)``:
+    imitate the actions that beat the baseline) or "imitate" (the original write-up's
+    ``A_t log pi_k(a_t)``, which also pushes away from the other actions). The acting cycle's
+    term is the plain policy gradient in all three. Evidence for the default and how the
+    three compare: ``benchmarks/RESULTS.md``, section 4."""
     importance_clip: float = 1.0
     """Truncation of the importance ratios (V-trace's rho bar; ``cycle_loss="importance"``)."""
     weighting: str = "linear"

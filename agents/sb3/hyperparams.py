@@ -5,52 +5,18 @@ arguments override single entries. Envs not in the table get :data:`DEFAULT_RECI
 The TRM entries are ``TRMPolicy`` keyword arguments; the MLP entries are ``MlpPolicy``
 keyword arguments (the parameter-matched baseline of the benchmarks sets its own widths).
 
-Evidence for the maze entries (``TRM-Maze-v0``, one seed each, PPO 16 envs x 128 steps, held-out
-success after 300k steps; ``benchmarks/results/policy_learning_TRM-Maze-v0*.json``):
+Maze entries: PPO with 16 envs x 128 steps, batch 128, 4 epochs and learning rate 1e-3; the
+``"conv"`` mixer (each cell token mixes with its grid neighbours), gradients through every cycle
+(``grad_mode="full"``) and a readout pooled at the agent's cell (``focus_channel=1``); L=2 on
+5x5, L=3 on 7x7, H=4 and L=3 on 9x9.
 
-=======================================  ========
-TRM (conv mixer, agent-cell readout)     success
-=======================================  ========
-``grad_mode="last"``, batch 512           67.7%
-``grad_mode="last"``, batch 128           95.7%
-``grad_mode="full"``, batch 512           98.7%
-``grad_mode="full"``, batch 128 (table)   98.8%, 99.0%, 99.0% (seeds 0-2)
-=======================================  ========
+``TRM-Sudoku-v0``: MaskablePPO with the ``"peers"`` mixer (each cell reads its row, column and
+box), ``gamma=0`` (a wrong digit ends the episode at once, so no credit has to travel), one
+cycle (``h_cycles=1, l_cycles=1``) and a learning rate decaying linearly from 1e-3 to 0
+(``"lin_1e-3"``).
 
-``TRM-Maze-7x7-v0`` with the table's entry (L=3): 93.0%, 97.3% and 96.0% held-out after 1M
-steps, seeds 0-2 (``benchmarks/results/policy_learning_TRM-Maze-7x7-v0.json``,
-``..._seed1-trm.json``, ``..._seed2-trm.json``). With ``n_epochs=2`` instead of 4 (seed 0,
-``..._fast-full-e2-seed0.json``): 95.3% at 600k and 94.3% at 1M at ~1.5x the speed, not yet
-the table's entry for want of more seeds.
-
-``TRM-Sudoku-v0``: the ``"peers"`` mixer (each cell reads its row, column and box),
-``gamma=0``, one cycle (``h_cycles=1, l_cycles=1``) and a learning rate decaying linearly
-from 1e-3 to 0 (``"lin_1e-3"``). With the ``"mlp"`` mixer no variant tried passed 65%
-held-out (best: ``gamma=0.5``, 150k steps,
-``benchmarks/results/policy_learning_TRM-Sudoku-v0_gamma0.5.json``). ``gamma=0`` because a
-Sudoku move's outcome is immediate: a wrong digit ends the episode at once and every right
-one keeps the puzzle solvable, so no credit has to travel and PPO becomes a contextual bandit
-with lower-variance advantages. Held-out puzzles solved after 500k steps (seeds 0-2):
-
-======================================================  =====================================
-TRM, ``"peers"`` mixer, ``gamma=0``                      solved
-======================================================  =====================================
-H=3, L=2, constant rate (500 puzzles)                    98.6%, 98.8%, 98.8%
-H=1, L=1, constant rate (500 puzzles)                    99.6%, 98.6%, 98.8%
-H=1, L=1, constant rate (2000 puzzles)                   98.9%, 95.9%, 98.7%
-H=1, L=1, ``"lin_1e-3"`` (2000 puzzles; the table)       99.2%, 99.7%, 99.4% (99.1%, seed 3)
-======================================================  =====================================
-
-(``benchmarks/results/policy_learning_TRM-Sudoku-v0_peers-seed*.json``,
-``..._peers-k1-seed*.json``, ``..._peers-k1-seed*-eval2000.json``,
-``..._peers-k1-lindecay-seed*-eval2000.json``; the matched MLP with the H=3 settings: 85.8%,
-83.2%, 86.0%.) One cycle trained ~4x faster than H=3, L=2 (under different machine loads,
-so roughly) and solves as many: every move of a 4x4 puzzle needs one hop of the constraint
-graph. The benchmarks' K=3 / K=5 agents take L=1 and the PPO settings from here.
-
-Full gradients cost ~1.5x the CPU time of ``"last"`` per PPO step on 7x7 mazes (186 vs 286
-steps/s, ``benchmarks/results/policy_speed.json``) but need about half the samples; batch 128
-gives 4x more gradient steps per rollout at the same cost per sample.
+The benchmark's learners start from these entries.
+Evidence for these settings: ``benchmarks/RESULTS.md``, sections 1-3.
 """
 
 from __future__ import annotations

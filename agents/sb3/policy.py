@@ -162,8 +162,9 @@ class TRMPolicyMixin:
         n_heads: attention heads (``mixer="attention"``; default 4).
         expansion: SwiGLU expansion (default 2.0).
         grad_mode: ``"full"`` (default: backpropagate through every cycle) or ``"last"``
-            (TRM's one-step gradient: the first H-1 cycles run without autograd; ~1.7x
-            cheaper updates, but on 5x5 mazes it needed about twice the samples).
+            (TRM's one-step gradient: the first H-1 cycles run without autograd, so updates
+            are cheaper; how it trades speed for samples: ``benchmarks/RESULTS.md``,
+            section 2).
         learned_init: learn the initial z_H, z_L (default False).
         shared_weights: one block stack for every step of the recursion (default True);
             False gives each application its own stack (the benchmark's ``unshared-k3``
