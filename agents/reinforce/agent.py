@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +24,24 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim, preprocess_obs
-from stable_baselines3.common.utils import get_device, is_vectorized_observation
+from stable_baselines3.common.utils import get_device
 from torch import Tensor, nn
 
+from trm_rl.agents.loading import (
+    CONFIG_FILE,
+    check_action_masks,
+    check_observation,
+    cycle_overrides,
+    env_spaces,
+    load_state_dict_checked,
+    read_config,
+    safe_torch_load,
+)
 from trm_rl.agents.network import TRMNetwork, parameter_count
 from trm_rl.config import TRMConfig
 
 POLICIES = ("trm", "mlp")
+MODEL_FILE = "model.pt"
 MASKED_LOGIT = -1e8
 """Logit given to masked actions: probability 0, yet finite so entropies stay finite."""
 
@@ -205,6 +218,11 @@ class ReinforceAgent:
         Returns:
             ``(actions, None)``: int64 actions, shape ``()`` for a single observation, else
             ``[B]``.
+
+        Raises:
+            ValueError: a bad ``cycle``; an observation outside ``observation_space`` (wrong
+                shape, out-of-range entry, NaN); masks of the wrong shape or allowing no
+                action.
         """
         n_cycles = self.policy.n_cycles
         if (
@@ -215,13 +233,16 @@ class ReinforceAgent:
             raise ValueError(
                 f"cycle must be an int in [{-n_cycles}, {n_cycles - 1}], got {cycle!r}"
             )
-        vectorized = is_vectorized_observation(np.asarray(observation), self.observation_space)
-        obs = np.asarray(observation) if vectorized else np.asarray(observation)[None]
+        array, vectorized = check_observation(observation, self.observation_space)
+        obs = array if vectorized else array[None]
+        masks = check_action_masks(
+            action_masks, self.action_space, len(obs) if vectorized else None
+        )
+        if masks is not None and not vectorized:
+            masks = masks[None]
         logits, _ = self.policy(obs_to_tensor(obs, self.observation_space, self.device))
-        masks = None
-        if action_masks is not None:
-            masks = torch.as_tensor(np.asarray(action_masks, dtype=bool), device=self.device)
-            masks = masks.reshape(logits.shape[1:])
+        if masks is not None:
+            masks = torch.as_tensor(masks, device=self.device)
         logits = mask_logits(logits[cycle], masks)
         if deterministic:
             actions = logits.argmax(dim=-1)
@@ -231,41 +252,80 @@ class ReinforceAgent:
         return (actions if vectorized else actions[0]), None
 
     def save(self, directory: str | Path) -> None:
-        """Write ``config.json`` and ``model.pt`` (weights and spaces) to ``directory``."""
+        """Write ``model.pt`` (``{"state_dict": weights}``, tensors only) and ``config.json``
+        to ``directory``, each through a temporary file and a rename (a kill mid-save leaves
+        the previous file)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "state_dict": self.policy.state_dict(),
-            "observation_space": self.observation_space,
-            "action_space": self.action_space,
-        }
-        torch.save(payload, directory / "model.pt")
-        (directory / "config.json").write_text(json.dumps(self.config, indent=2) + "\n")
+        torch.save({"state_dict": self.policy.state_dict()}, directory / f"{MODEL_FILE}.tmp")
+        os.replace(directory / f"{MODEL_FILE}.tmp", directory / MODEL_FILE)
+        text = json.dumps(self.config, indent=2) + "\n"
+        (directory / f"{CONFIG_FILE}.tmp").write_text(text)
+        os.replace(directory / f"{CONFIG_FILE}.tmp", directory / CONFIG_FILE)
 
     @classmethod
-    def load(cls, directory: str | Path, device: str = "auto") -> ReinforceAgent:
-        """Rebuild an agent saved by :meth:`save` (or by ``trm-rl train --algo reinforce``).
+    def load(
+        cls,
+        directory: str | Path,
+        device: str = "auto",
+        *,
+        h_cycles: int | None = None,
+        l_cycles: int | None = None,
+        observation_space: spaces.Space | None = None,
+        trusted: bool = False,
+    ) -> ReinforceAgent:
+        """Rebuild an agent saved by :meth:`save` (or ``trm-rl train --algo reinforce``), or a
+        packaged one (``config.json`` naming its ``"weights"`` file, a state dict).
 
-        ``model.pt`` holds pickled spaces: load only directories you trust (as SB3's zips).
+        The network is rebuilt from ``config.json`` (spaces from ``gym.make(env_id,
+        **env_kwargs)``) and only tensors are read (``weights_only=True``).
+
+        Args:
+            directory: the agent directory.
+            device: torch device (``"auto"`` as in SB3).
+            h_cycles, l_cycles: run the core with these cycle counts (same weights).
+            observation_space: build the network for this space (see
+                :func:`trm_rl.agents.loading.load_agent`).
+            trusted: accept a ``model.pt`` holding pickled objects (older versions saved the
+                spaces in it); only for files you trust.
+
+        Raises:
+            FileNotFoundError: no ``config.json`` or weights file (named).
+            ValueError: a config that is not REINFORCE's, corrupt weights, cycles on the MLP
+                baseline, or weights that do not fit ``observation_space``.
         """
         directory = Path(directory)
-        if not (directory / "config.json").is_file() or not (directory / "model.pt").is_file():
-            raise ValueError(f"{directory} must hold config.json and model.pt (an agent directory)")
-        config = json.loads((directory / "config.json").read_text())
+        config = read_config(directory)
         if config.get("algo") != "reinforce":
             raise ValueError(
-                f'{directory}/config.json has algo={config.get("algo")!r}, not "reinforce"'
+                f'{directory / CONFIG_FILE} has algo={config.get("algo")!r}, not "reinforce"'
             )
-        payload = torch.load(directory / "model.pt", map_location="cpu", weights_only=False)
-        trm = TRMConfig(**config["trm"]) if config["trm"] is not None else None
+        cycles = cycle_overrides(h_cycles, l_cycles)
+        weights = config.get("weights")
+        path = directory / (weights or MODEL_FILE)
+        if trusted and weights is None:
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} not found (the agent's weights)")
+            payload = torch.load(path, map_location="cpu", weights_only=False)
+        else:
+            payload = safe_torch_load(path)
+        is_payload = weights is None and isinstance(payload, dict) and "state_dict" in payload
+        state_dict = payload["state_dict"] if is_payload else payload
+        trm = None
+        if config["trm"] is not None:
+            trm = replace(TRMConfig(**config["trm"]), **cycles)
+        elif cycles:
+            raise ValueError("h_cycles/l_cycles apply to TRM policies; this agent is the MLP")
+        saved_observation_space, action_space = env_spaces(config)
+        observation_space = observation_space or saved_observation_space
         policy = build_policy(
-            payload["observation_space"],
-            payload["action_space"],
+            observation_space,
+            action_space,
             config["policy"],
             trm,
             config.get("mlp_hidden"),
             config.get("focus_channel"),
         )
-        policy.load_state_dict(payload["state_dict"])
+        load_state_dict_checked(policy, state_dict, str(path))
         policy.to(get_device(device)).eval()
-        return cls(policy, payload["observation_space"], payload["action_space"], config)
+        return cls(policy, observation_space, action_space, config)

@@ -31,7 +31,6 @@ gradient clipping, curriculum).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +45,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from trm_rl import __version__
+from trm_rl.agents.loading import read_config, safe_torch_load
 from trm_rl.agents.reinforce.agent import ReinforceAgent, build_policy, mask_logits
 from trm_rl.agents.reinforce.config import CYCLE_LOSSES, ReinforceConfig
 from trm_rl.agents.reinforce.rollout import collect_episodes, make_envs
@@ -284,13 +284,13 @@ def resume(
     directory = Path(directory)
     if not (directory / "checkpoint.pt").is_file():
         raise ValueError(f"{directory} has no checkpoint.pt to resume from")
-    run_config = json.loads((directory / "config.json").read_text())
+    run_config = read_config(directory)
     if timesteps is not None:
         run_config["timesteps"] = timesteps
     if episodes is not None:
         run_config["reinforce"]["episodes"] = episodes
     ReinforceConfig(**run_config["reinforce"])
-    checkpoint = torch.load(directory / "checkpoint.pt", map_location="cpu", weights_only=False)
+    checkpoint = safe_torch_load(directory / "checkpoint.pt")
     return _learn(run_config, directory, progress_bar, checkpoint, callback, None)
 
 
