@@ -1,0 +1,296 @@
+"""9x9 Sudoku: fill the blanks of a fresh technique-graded puzzle, one digit per step."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from trm_rl.envs.options import ResetNeeded, checked_options
+from trm_rl.envs.sudoku import (
+    COMPLETION_BONUS,
+    DEAD_END_REWARD,
+    INVALID_REWARD,
+    VALID_REWARD,
+    cleared_actions,
+    glyphs,
+    render_image,
+    render_text,
+)
+from trm_rl.envs.sudoku9_puzzles import (
+    BOX,
+    DIFFICULTIES,
+    N_CELLS,
+    PEERS,
+    SIZE,
+    count_solutions,
+    generate_puzzle,
+    grade,
+    solve,
+    validate_puzzle,
+)
+
+__all__ = ["DIFFICULTY_MIXES", "Sudoku9Env"]
+
+N_ACTIONS = N_CELLS * SIZE
+DIFFICULTY_MIXES = {"mixed": DIFFICULTIES}
+"""Names accepted by ``difficulty`` besides the grades themselves."""
+
+# Actions made illegal by placing digit d in cell c (action 9c + d - 1): every digit of c,
+# and d in each of c's 20 peers.
+_CLEARED = cleared_actions(PEERS)
+
+CELL_PX = 32
+GLYPHS = glyphs(4)
+
+
+def _parse_difficulty(difficulty: Any) -> tuple[str, ...]:
+    """``difficulty`` as the non-empty tuple of grades an episode's grade is drawn from."""
+    allowed = f"one of {DIFFICULTIES}, {tuple(DIFFICULTY_MIXES)}, or a tuple of grades"
+    if isinstance(difficulty, str):
+        if difficulty in DIFFICULTY_MIXES:
+            return DIFFICULTY_MIXES[difficulty]
+        if difficulty in DIFFICULTIES:
+            return (difficulty,)
+        raise ValueError(f"difficulty must be {allowed}, got {difficulty!r}")
+    if not isinstance(difficulty, tuple | list):
+        raise TypeError(f"difficulty must be {allowed}, got {difficulty!r}")
+    if not difficulty or any(grade not in DIFFICULTIES for grade in difficulty):
+        raise ValueError(f"difficulty must be {allowed}, got {difficulty!r}")
+    return tuple(difficulty)
+
+
+class Sudoku9Env(gym.Env[np.ndarray, np.int64]):
+    """Fill in a 9x9 Sudoku, one digit per step, with an action mask of legal placements.
+
+    ## Description
+    Every episode draws a fresh unique-solution puzzle from the env's seeded
+    ``np_random``, of a *technique grade* drawn uniformly from ``difficulty``: a random
+    full grid, then clues removed in random order while the grade's property holds (see
+    :func:`~trm_rl.envs.sudoku9_puzzles.generate_puzzle`):
+
+    - ``"naked"``: solvable by naked singles alone (some blank always has exactly one
+      digit left by its row, column and box); 24-30 clues.
+    - ``"hidden"``: needs hidden singles (a digit that fits only one blank of a row,
+      column or box): solvable by naked and hidden singles, not by naked ones alone;
+      22-28 clues.
+    - ``"hard"``: singles of both kinds get stuck; more than both is needed; 22-26 clues.
+
+    The grades come from a solver that fills singles (not from clue counts). Every
+    puzzle is generated at reset (tens of milliseconds; no pool). The agent places one
+    digit per step; a row, column or 3x3 box must never hold a digit twice.
+
+    ## Action Space
+    ``Discrete(729)``: ``action = 9 * cell + (digit - 1)`` with ``cell = 9 * row + col``
+    in 0-80 and ``digit`` in 1-9. Python ints, numpy integer scalars and 0-d integer
+    arrays are accepted; anything else (729, -1, 1.5, an array of shape (1,), a bool)
+    raises ``ValueError``.
+
+    ## Observation Space
+    ``MultiDiscrete([10] * 81)``, int64, the grid row-major:
+
+    | index             | meaning                                  | min | max |
+    |-------------------|------------------------------------------|-----|-----|
+    | ``9 * row + col`` | 0 blank, else the digit 1-9 in the cell  | 0   | 9   |
+
+    ## Action Mask
+    ``action_masks()`` (the sb3-contrib ``MaskablePPO`` convention) and
+    ``info["action_mask"]`` give a bool ``(729,)`` array, True exactly for the *legal*
+    placements: a blank cell and a digit not already in its row, column or box. The mask
+    encodes the rules only, never the solution.
+
+    ## Rewards
+    - ``-1`` for an illegal action (masked out: a filled cell or a conflicting digit);
+      the grid is unchanged and the episode goes on.
+    - ``+1`` for a legal placement of the solution's digit; ``+10`` more when it fills the
+      last blank.
+    - ``0`` for a legal placement of any other digit (a *dead end*: every puzzle here has
+      exactly one solution, so a digit that differs from it leaves the grid with no
+      completion); the digit stays on the grid and the episode terminates as a failure.
+
+    As in ``TRM-Sudoku-v0``: a legal but wrong digit can never be undone, so ending the
+    episode at once, with 0, gives an immediate signal and pays nothing for guessing, and
+    the mask is never all-False while the episode runs (the solution's digit is legal in
+    every blank). Solving a puzzle with ``b`` blanks returns ``b + 10``, the maximum.
+
+    ## Starting State
+    The puzzle's clues, every other cell 0.
+
+    ## Episode End
+    - Termination: the last blank is filled (``info["is_success"]`` True), or a dead end
+      (``info["is_success"]`` False).
+    - Truncation: ``max_episode_steps`` at registration (``TRM-Sudoku-9x9-v0``: 162).
+    - ``step`` after termination (or before the first ``reset``) raises
+      :class:`~trm_rl.envs.options.ResetNeeded` (a ``gymnasium.error.ResetNeeded`` and a
+      ``RuntimeError``): call ``reset()``.
+
+    Dead ends are found in O(1) per step by comparing the digit with the solution, which
+    the generator returns (or the solver finds for a ``puzzle`` option) at reset.
+
+    ## Info
+    On reset and every step: ``"is_success"`` (True exactly when the grid is complete),
+    ``"action_mask"`` (a copy of the mask above), ``"blanks"`` (blank cells left) and
+    ``"difficulty"`` (the puzzle's grade: ``"naked"``, ``"hidden"`` or ``"hard"``).
+
+    ## Reset options
+    ``reset(options={"puzzle": [9, 9] int array, 0 for blank})`` plays that puzzle (a
+    flat ``(81,)`` grid is accepted too). It must have integer digits 0-9, at least one
+    blank, no two equal clues in a row/column/box and exactly one solution; otherwise
+    ``ValueError`` naming the problem. ``env.unwrapped.puzzle`` returns the current
+    puzzle in this form, so held-out sets can be recorded and replayed.
+
+    ## Arguments
+    - ``difficulty`` (default ``"mixed"``): a grade (``"naked"``, ``"hidden"``,
+      ``"hard"``), ``"mixed"`` (all three), or a non-empty tuple/list of grades; each
+      episode's grade is drawn uniformly from its entries (repeat one to weight it).
+    - ``render_mode``: ``"ansi"`` (text: clues plain, placed digits in ``[ ]``, blanks
+      ``.``, ``|``/``+`` box borders) or ``"rgb_array"`` (uint8 ``[291, 291, 3]``: thin
+      grid lines, thick box lines, clues black on grey, placed digits blue on white).
+      ``render()`` before the first ``reset`` raises ``ResetNeeded``; without a
+      ``render_mode`` it warns and returns None. After the episode ends it still draws
+      the final grid.
+
+    Held-out evaluation: :mod:`trm_rl.agents.evaluation` resets with seeds from
+    1,000,000,000 up, disjoint from the small seeds training envs use; each seed gives a
+    fresh puzzle (grid, removal order and grade draw all come from ``np_random``).
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+
+    def __init__(
+        self,
+        difficulty: str | tuple[str, ...] = "mixed",
+        render_mode: str | None = None,
+    ) -> None:
+        self.difficulty = _parse_difficulty(difficulty)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be None or one of {self.metadata['render_modes']}, "
+                f"got {render_mode!r}"
+            )
+        self.render_mode = render_mode
+        self.observation_space = spaces.MultiDiscrete([SIZE + 1] * N_CELLS)
+        self.action_space = spaces.Discrete(N_ACTIONS)
+        self._grid: np.ndarray | None = None
+        self._clues = np.zeros(N_CELLS, dtype=bool)
+        self._solution = np.zeros(N_CELLS, dtype=np.int64)
+        self._mask = np.zeros(N_ACTIONS, dtype=bool)
+        self._grade = ""
+        self._blanks_left = 0
+        self._over = True
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        options = checked_options(options, ("puzzle",))
+        if "puzzle" in options:
+            grid = validate_puzzle(options["puzzle"])
+            if not (grid == 0).any():
+                raise ValueError("puzzle has no blank (0) cell: there is nothing to play")
+            n_solutions = count_solutions(grid)
+            if n_solutions == 0:
+                raise ValueError("puzzle has no solution: its clues admit no valid 9x9 grid")
+            if n_solutions > 1:
+                raise ValueError(
+                    "puzzle has several solutions; TRM-Sudoku-9x9-v0 plays only puzzles with "
+                    "exactly one (add clues)"
+                )
+            solution = solve(grid).reshape(N_CELLS)
+            puzzle_grade = grade(grid)
+        else:
+            puzzle_grade = self.difficulty[int(self.np_random.integers(len(self.difficulty)))]
+            puzzle, solution = generate_puzzle(self.np_random, puzzle_grade)
+            grid, solution = puzzle.reshape(N_CELLS), solution.reshape(N_CELLS)
+        self._grid = grid.copy()
+        self._clues = grid != 0
+        self._solution = solution
+        self._grade = puzzle_grade
+        self._blanks_left = int(N_CELLS - self._clues.sum())
+        self._over = False
+        self._mask = np.ones(N_ACTIONS, dtype=bool)
+        for cell in np.flatnonzero(self._clues):
+            self._mask[_CLEARED[SIZE * cell + grid[cell] - 1]] = False
+        return self._grid.copy(), self._info(False)
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if type(action) is not int:
+            action = self._as_action(action)
+        if not 0 <= action < N_ACTIONS:
+            raise ValueError(
+                f"action must be in [0, {N_ACTIONS - 1}] (9 * cell + digit - 1), got {action}"
+            )
+        if self._over:
+            if self._grid is None:
+                raise ResetNeeded("call reset() before step()")
+            raise ResetNeeded(
+                "the episode ended ("
+                + ("grid complete" if self._blanks_left == 0 else "dead end")
+                + "): call reset()"
+            )
+        success = terminated = False
+        if not self._mask[action]:
+            reward = INVALID_REWARD
+        else:
+            cell, digit = divmod(action, SIZE)
+            self._grid[cell] = digit + 1
+            self._mask[_CLEARED[action]] = False
+            self._blanks_left -= 1
+            if self._solution[cell] != digit + 1:
+                reward, terminated = DEAD_END_REWARD, True
+            elif self._blanks_left == 0:
+                reward, terminated, success = VALID_REWARD + COMPLETION_BONUS, True, True
+            else:
+                reward = VALID_REWARD
+            self._over = terminated
+        return self._grid.copy(), reward, terminated, False, self._info(success)
+
+    @staticmethod
+    def _as_action(action: Any) -> int:
+        if isinstance(action, np.integer) or (
+            isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu"
+        ):
+            return int(action)
+        raise ValueError(
+            f"action must be an integer in [0, {N_ACTIONS - 1}] (9 * cell + digit - 1), "
+            f"got {action!r} ({type(action).__name__})"
+        )
+
+    def _info(self, success: bool) -> dict[str, Any]:
+        return {
+            "is_success": success,
+            "action_mask": self._mask.copy(),
+            "blanks": self._blanks_left,
+            "difficulty": self._grade,
+        }
+
+    def action_masks(self) -> np.ndarray:
+        """Legal placements: bool ``(729,)``, True where ``action`` fills a blank cell with
+        a digit absent from its row, column and box (the ``MaskablePPO`` convention)."""
+        return self._mask.copy()
+
+    @property
+    def puzzle(self) -> np.ndarray:
+        """The current episode's puzzle: int64 ``(9, 9)``, 0 for blanks, the form
+        ``reset(options={"puzzle": ...})`` accepts."""
+        if self._grid is None:
+            raise ResetNeeded("call reset() before reading the puzzle")
+        return np.where(self._clues, self._grid, 0).reshape(SIZE, SIZE)
+
+    def render(self) -> str | np.ndarray | None:
+        if self.render_mode is None:
+            gym.logger.warn(
+                "render() called without render_mode; pass render_mode='ansi' or "
+                "'rgb_array' to Sudoku9Env or gym.make"
+            )
+            return None
+        if self._grid is None:
+            raise ResetNeeded("call reset() before render()")
+        if self.render_mode == "ansi":
+            return render_text(self._grid, self._clues, BOX)
+        return render_image(self._grid, self._clues, BOX, CELL_PX, GLYPHS)
