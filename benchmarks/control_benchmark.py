@@ -30,6 +30,7 @@ from trm_rl.agents.control.controller import RecursiveController
 from trm_rl.agents.control.data import generate_dataset, lqr_controls
 from trm_rl.agents.control.model import ControlModelConfig
 from trm_rl.agents.control.train import ControlTrainConfig
+from trm_rl.atomic import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PLAN_REPEATS = 3
@@ -151,8 +152,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{torch.__version__}, 1 thread",
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "control.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "control.md").write_text(markdown(result))
+    atomic_write_text(args.out / "control.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.out / "control.md", markdown(result))
     first = result["controllers"][0]
     plot_refinement(first["analysis"], args.out / "control_refinement.png", title=first["run"])
     print(markdown(result))

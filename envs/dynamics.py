@@ -22,13 +22,13 @@ Van der Pol problem).
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from trm_rl.envs.options import checked_number
 
 MU = 1.0
 """Damping parameter mu."""
@@ -149,11 +149,7 @@ def cost_matrix(name: str, value: object) -> np.ndarray:
 
 def control_weight(value: object) -> float:
     """Validate the control weight R: a finite number >= 0."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"R must be a number >= 0, got {value!r}")
-    if not (math.isfinite(value) and value >= 0.0):
-        raise ValueError(f"R must be a finite number >= 0, got {value}")
-    return float(value)
+    return checked_number("R", value, 0.0)
 
 
 def trajectory_cost(

@@ -23,6 +23,7 @@ import torch
 from trm_rl.agents.control.controller import RecursiveController
 from trm_rl.agents.control.data import ControlDataset
 from trm_rl.agents.control.model import RecursiveControlModel
+from trm_rl.atomic import atomic_path
 from trm_rl.envs.dynamics import rollout, trajectory_cost
 
 SUCCESS_TOLERANCE = 0.1
@@ -99,7 +100,7 @@ def refinement_metrics(controller: RecursiveController, dataset: ControlDataset)
 def plot_refinement(metrics: dict[str, Any], path: str | Path, title: str = "") -> Path:
     """The 4-panel refinement figure as a PNG: gap to the teacher per iteration (of the mean
     cost, and of a few single problems), mean improvement per iteration, control MSE per
-    iteration, histogram of the total improvement ``J_0 - J_K``."""
+    iteration, histogram of the total improvement ``J_0 - J_K``. Written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -137,6 +138,7 @@ def plot_refinement(metrics: dict[str, Any], path: str | Path, title: str = "") 
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100)
     plt.close(figure)
     return path

@@ -20,6 +20,8 @@ costs, and the LQR costs, as ``.npz``.
 from __future__ import annotations
 
 import multiprocessing
+import zipfile
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +32,8 @@ import scipy.optimize
 import torch
 from tqdm.auto import tqdm
 
+from trm_rl.atomic import atomic_path
+from trm_rl.config import require_choice, require_int, require_number
 from trm_rl.envs.dynamics import (
     DT,
     HORIZON,
@@ -42,10 +46,14 @@ from trm_rl.envs.dynamics import (
     rollout,
     trajectory_cost,
 )
+from trm_rl.envs.vanderpol import STATE_LIMIT, TARGET_LIMIT
 
 TEACHERS = ("lqr", "optimal")
 START_RANGE = 2.0
 """Initial states are uniform in ``[-START_RANGE, START_RANGE]^2`` (as the environment)."""
+COST_TOLERANCE = 1e-6
+"""Relative tolerance between a dataset's stored costs and the costs simulated from its
+controls."""
 
 
 def linearization(mu: float = MU, dt: float = DT) -> tuple[np.ndarray, np.ndarray]:
@@ -162,16 +170,23 @@ def optimal_controls(
 
 @dataclass(frozen=True)
 class ControlDataset:
-    """Problems with a teacher's solutions.
+    """Problems with a teacher's solutions, validated on construction.
 
     Attributes:
-        states: ``[N, 2]`` float64 initial states.
-        targets: ``[N, 2]`` float64 targets.
-        controls: ``[N, T]`` float64 teacher controls in ``[-2, 2]``.
-        costs: ``[N]`` cost ``J`` of the teacher's controls.
-        lqr_costs: ``[N]`` cost of the LQR teacher's controls (equal to ``costs`` for it).
+        states: ``[N, 2]`` float64 initial states, ``N >= 1``, ``|x|, |v| <= 4``.
+        targets: ``[N, 2]`` float64 targets, ``|x|, |v| <= 3``.
+        controls: ``[N, T]`` float64 teacher controls in ``[-2, 2]``, ``T = 100``.
+        costs: ``[N]`` cost ``J`` of the teacher's controls: positive, and equal (to a
+            relative ``1e-6``) to the cost simulated from ``states``, ``controls`` and
+            ``targets``.
+        lqr_costs: ``[N]`` cost of the LQR teacher's controls (equal to ``costs`` for
+            it), positive.
         teacher: ``"lqr"`` or ``"optimal"``.
         seed: seed of the problem generator.
+
+    Raises:
+        ValueError: naming the field and the problem (shape, a non-finite value, a cost
+            <= 0 or not that of the controls, a control out of bounds).
     """
 
     states: np.ndarray
@@ -182,31 +197,120 @@ class ControlDataset:
     teacher: str
     seed: int
 
+    def __post_init__(self) -> None:
+        require_choice("teacher", self.teacher, TEACHERS)
+        require_int("seed", self.seed, 0)
+        for name in ("states", "targets", "controls", "costs", "lqr_costs"):
+            object.__setattr__(self, name, _float_array(name, getattr(self, name)))
+        n = len(self.states)
+        if n == 0:
+            raise ValueError("a control dataset needs at least one problem; states is empty")
+        expected = {
+            "states": (n, 2),
+            "targets": (n, 2),
+            "controls": (n, HORIZON),
+            "costs": (n,),
+            "lqr_costs": (n,),
+        }
+        for name, shape in expected.items():
+            if getattr(self, name).shape != shape:
+                raise ValueError(
+                    f"{name} must have shape {shape} (N = {n} problems from states [N, 2], "
+                    f"T = {HORIZON} steps), got {getattr(self, name).shape}"
+                )
+            _require_finite(name, getattr(self, name))
+        for name, limit in (("states", STATE_LIMIT), ("targets", TARGET_LIMIT)):
+            outside = np.abs(getattr(self, name)).max(1) > limit
+            if outside.any():
+                row = int(np.flatnonzero(outside)[0])
+                raise ValueError(
+                    f"{name} must satisfy |x|, |v| <= {limit} (the limits of TRM-VanDerPol-v0 "
+                    f"and of RecursiveController.plan); problem {row} has "
+                    f"{getattr(self, name)[row].tolist()}"
+                )
+        if np.abs(self.controls).max() > U_MAX:
+            row = int(np.abs(self.controls).max(1).argmax())
+            raise ValueError(f"controls must lie in [-{U_MAX}, {U_MAX}]; problem {row} does not")
+        for name in ("costs", "lqr_costs"):
+            values = getattr(self, name)
+            if (values <= 0.0).any():
+                row = int(np.flatnonzero(values <= 0.0)[0])
+                raise ValueError(
+                    f"{name} must be > 0 (training divides by them), got {values[row]} at "
+                    f"problem {row}"
+                )
+        simulated = problem_costs(self.states, self.controls, self.targets)
+        wrong = ~np.isclose(self.costs, simulated, rtol=COST_TOLERANCE, atol=0.0)
+        if wrong.any():
+            row = int(np.flatnonzero(wrong)[0])
+            raise ValueError(
+                f"costs must be the simulated cost of the controls; {int(wrong.sum())} are "
+                f"not (problem {row}: stored {self.costs[row]:.6g}, simulated "
+                f"{simulated[row]:.6g})"
+            )
+
     def __len__(self) -> int:
         return len(self.states)
 
     def save(self, path: str | Path) -> Path:
-        """Write a compressed ``.npz``; returns its path."""
+        """Write a compressed ``.npz`` atomically (a temporary file moved over ``path``, so
+        an interrupted save never leaves a truncated file); returns its path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fields = asdict(self)
         fields["teacher"] = np.array(self.teacher)
         fields["seed"] = np.array(self.seed)
-        with path.open("wb") as file:
+        with atomic_path(path) as temporary, temporary.open("wb") as file:
             np.savez_compressed(file, **fields)
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> ControlDataset:
-        """Read a dataset written by :meth:`save`."""
-        with np.load(path) as data:
-            missing = set(cls.__dataclass_fields__) - set(data.files)
-            if missing:
-                raise ValueError(f"{path} is not a control dataset: missing {sorted(missing)}")
-            fields: dict[str, Any] = {name: data[name] for name in cls.__dataclass_fields__}
-        fields["teacher"] = str(fields["teacher"])
-        fields["seed"] = int(fields["seed"])
-        return cls(**fields)
+        """Read and validate a dataset written by :meth:`save`.
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            ValueError: the file is not a readable ``.npz`` (truncated, corrupt, another
+                format), lacks a field, or fails the checks of the class; the message names
+                the file.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no control dataset at {path} (make one with `trm-rl control generate`)"
+            )
+        try:
+            with np.load(path) as data:
+                missing = set(cls.__dataclass_fields__) - set(data.files)
+                if missing:
+                    raise ValueError(f"not a control dataset: missing {sorted(missing)}")
+                fields: dict[str, Any] = {name: data[name] for name in cls.__dataclass_fields__}
+            fields["teacher"] = str(fields["teacher"])
+            fields["seed"] = int(fields["seed"])
+            return cls(**fields)
+        except PermissionError:
+            raise
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
+            reason = str(error) or type(error).__name__
+            raise ValueError(
+                f"{path} is not a readable control dataset (.npz, truncated or corrupt?): {reason}"
+            ) from error
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{path}: {error}") from error
+
+
+def _float_array(name: str, value: Any) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be an array of numbers, got {value!r:.80}") from error
+
+
+def _require_finite(name: str, array: np.ndarray) -> None:
+    bad = ~np.isfinite(array)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise ValueError(f"{name} must be finite; problem {row} has {array[row].ravel()[:4]}")
 
 
 def _solve_chunk(chunk: tuple[np.ndarray, np.ndarray, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -239,12 +343,10 @@ def generate_dataset(
         progress: show a tqdm progress bar (problems solved).
     """
     for name, value in (("n", n), ("workers", workers), ("chunk_size", chunk_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    if teacher not in TEACHERS:
-        raise ValueError(f"teacher must be one of {TEACHERS}, got {teacher!r}")
-    if not 0.0 <= target_range <= START_RANGE:
-        raise ValueError(f"target_range must be in [0, {START_RANGE}], got {target_range}")
+        require_int(name, value, 1)
+    require_int("seed", seed, 0)
+    require_choice("teacher", teacher, TEACHERS)
+    require_number("target_range", target_range, 0.0, START_RANGE)
     rng = np.random.default_rng(seed)
     states = rng.uniform(-START_RANGE, START_RANGE, (n, 2))
     targets = rng.uniform(-target_range, target_range, (n, 2))

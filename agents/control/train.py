@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,12 +47,61 @@ from trm_rl.agents.control.model import (
     IterationOutput,
     RecursiveControlModel,
 )
+from trm_rl.atomic import atomic_write_text
 from trm_rl.config import require_bool, require_choice, require_int, require_number
 from trm_rl.envs.dynamics import trajectory_cost
 
 OBJECTIVES = ("bc", "process", "cost")
 SUCCESS_TOLERANCE = 0.1
 """A plan succeeds when its final state is within this distance of the target."""
+RUN_FILES = ("model.pt", "config.json", "metrics.json", "tb", "analysis")
+"""What :func:`train` (and ``trm-rl control analyze``, in ``analysis/``) writes into a run
+directory: what ``overwrite`` removes before a new run."""
+
+
+class TrainingDiverged(ValueError):
+    """A loss, a gradient norm or a weight became NaN or infinite during training (the data
+    or the hyperparameters, typically too high a learning rate, drive it there); nothing
+    is saved."""
+
+
+def prepare_output(out: str | Path, overwrite: bool = False) -> Path:
+    """Create ``out`` and check it can be written, before any work.
+
+    An existing non-empty ``out`` is refused unless ``overwrite``; with it, the files a
+    previous run wrote there (:data:`RUN_FILES`) are removed and anything else is left.
+
+    Raises:
+        FileExistsError: ``out`` is a file, or a non-empty directory without ``overwrite``.
+        PermissionError: ``out`` cannot be created or written.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file, not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(
+                f"--out {out} already holds files (a previous run?); pass --overwrite "
+                "(overwrite=True) to replace its run, or choose another --out"
+            )
+        for name in RUN_FILES:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=out):
+        pass
+    return out
+
+
+def _require_finite(value: float, what: str, batch: int, iteration: int) -> None:
+    if not math.isfinite(value):
+        raise TrainingDiverged(
+            f"training diverged: {what} is {value} at batch {batch}, iteration {iteration}; "
+            "nothing was saved (lower --learning-rate or check the dataset)"
+        )
 
 
 @dataclass(frozen=True)
@@ -211,9 +262,22 @@ def _schedule(config: ControlTrainConfig, total_updates: int):
     return factor
 
 
-def train(model_config: ControlModelConfig, config: ControlTrainConfig) -> RecursiveController:
+def train(
+    model_config: ControlModelConfig, config: ControlTrainConfig, overwrite: bool = False
+) -> RecursiveController:
     """Train, save ``config.out`` (see :class:`RecursiveController`) and return the
-    controller with the averaged weights."""
+    controller with the averaged weights.
+
+    ``config.out`` is checked first (:func:`prepare_output`): a non-empty directory is
+    refused unless ``overwrite``. The datasets are validated on loading
+    (:meth:`ControlDataset.load`).
+
+    Raises:
+        TrainingDiverged: a loss, gradient norm or weight became non-finite; the message
+            names the batch (1-based), the iteration and the value; nothing is saved.
+    """
+    require_bool("overwrite", overwrite)
+    out = prepare_output(config.out, overwrite)
     torch.manual_seed(config.seed)
     data = Batch.from_dataset(ControlDataset.load(config.data))
     val = Batch.from_dataset(ControlDataset.load(config.val_data)) if config.val_data else None
@@ -227,46 +291,56 @@ def train(model_config: ControlModelConfig, config: ControlTrainConfig) -> Recur
         optimizer, _schedule(config, config.batches * iterations)
     )
     generator = torch.Generator().manual_seed(config.seed)
-    out = Path(config.out)
     writer = SummaryWriter(out / "tb") if config.tensorboard else None
     history: list[dict[str, float]] = []
     start = time.perf_counter()
     bar = tqdm(
         range(config.batches), desc=f"control {config.objective}", disable=not config.progress
     )
-    for step in bar:
-        batch = data[torch.randint(len(data.states), (config.batch_size,), generator=generator)]
-        targets, state = model.start(batch.states, batch.targets)
-        for k in range(iterations):
-            output = model.iterate(batch.states, targets, state)
-            loss, parts = iteration_loss(config, batch, output, state.cost)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            ema.update_parameters(model)
-            state = output.state
+    try:
+        for step in bar:
+            batch = data[torch.randint(len(data.states), (config.batch_size,), generator=generator)]
+            targets, state = model.start(batch.states, batch.targets)
+            for k in range(iterations):
+                output = model.iterate(batch.states, targets, state)
+                loss, parts = iteration_loss(config, batch, output, state.cost)
+                _require_finite(loss.item(), "the loss", step + 1, k)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                _require_finite(grad_norm.item(), "the gradient norm", step + 1, k)
+                optimizer.step()
+                scheduler.step()
+                ema.update_parameters(model)
+                state = output.state
+                weights = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+                _require_finite(weights.abs().max().item(), "the largest weight", step + 1, k)
+                if writer is not None:
+                    writer.add_scalar("train/grad_norm", grad_norm.item(), step * iterations + k)
+                    for name, value in {"loss": loss.item(), **parts}.items():
+                        writer.add_scalar(f"train/{name}_{k}", value, step)
             if writer is not None:
-                writer.add_scalar("train/grad_norm", grad_norm.item(), step * iterations + k)
-                for name, value in {"loss": loss.item(), **parts}.items():
-                    writer.add_scalar(f"train/{name}_{k}", value, step)
+                writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
+            if val is not None and (
+                (step + 1) % config.eval_every == 0 or step + 1 == config.batches
+            ):
+                history.append({"batch": step + 1, **evaluate(ema.module, val)})
+                bar.set_postfix(
+                    gap=f"{history[-1]['gap']:.4f}", success=f"{history[-1]['success']:.3f}"
+                )
+                if writer is not None:
+                    for name in ("gap", "success", "monotone"):
+                        writer.add_scalar(f"val/{name}", history[-1][name], step + 1)
+    finally:
+        bar.close()
         if writer is not None:
-            writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
-        if val is not None and ((step + 1) % config.eval_every == 0 or step + 1 == config.batches):
-            history.append({"batch": step + 1, **evaluate(ema.module, val)})
-            bar.set_postfix(
-                gap=f"{history[-1]['gap']:.4f}", success=f"{history[-1]['success']:.3f}"
-            )
-            if writer is not None:
-                for name in ("gap", "success", "monotone"):
-                    writer.add_scalar(f"val/{name}", history[-1][name], step + 1)
+            writer.close()
     seconds = time.perf_counter() - start
-    if writer is not None:
-        writer.close()
     controller = RecursiveController(ema.module)
     parameters = sum(p.numel() for p in ema.module.parameters())
     metadata = {"train": asdict(config), "parameters": parameters, "train_seconds": seconds}
     controller.save(out, metadata)
-    (out / "metrics.json").write_text(json.dumps({**metadata, "val": history}, indent=2) + "\n")
+    atomic_write_text(
+        out / "metrics.json", json.dumps({**metadata, "val": history}, indent=2) + "\n"
+    )
     return controller

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import typing
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 from trm_rl.agents.control.data import TEACHERS, ControlDataset, generate_dataset
 from trm_rl.agents.control.model import MODES, TOKEN_MIXERS, ControlModelConfig
 from trm_rl.agents.control.train import OBJECTIVES, ControlTrainConfig
+from trm_rl.atomic import atomic_write_text
 from trm_rl.cli.reinforce_flags import field_docs
 
 CHOICES = {"mode": MODES, "mixer": TOKEN_MIXERS, "objective": OBJECTIVES}
@@ -39,7 +41,22 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, title: str)
             )
 
 
+def _writable_file(path: Path, overwrite: bool) -> None:
+    """Check, before any work, that ``path`` can be written: not an existing file unless
+    ``overwrite``, not a directory, its folder creatable and writable."""
+    if path.is_dir():
+        raise FileExistsError(f"--out {path} is a directory; name the .npz file to write")
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"--out {path} exists; pass --overwrite to replace it, or choose another --out"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=path.parent):
+        pass
+
+
 def _generate(args: argparse.Namespace) -> int:
+    _writable_file(Path(args.out), args.overwrite)
     dataset = generate_dataset(
         args.n,
         teacher=args.teacher,
@@ -67,7 +84,7 @@ def _train(args: argparse.Namespace) -> int:
     config = ControlTrainConfig(
         **{f.name: getattr(args, f.name) for f in fields(ControlTrainConfig)}
     )
-    train(model, config)
+    train(model, config, overwrite=args.overwrite)
     print(f"saved {config.out}/model.pt, config.json and metrics.json")
     return 0
 
@@ -84,7 +101,7 @@ def _analyze(args: argparse.Namespace) -> int:
     metrics = refinement_metrics(controller, dataset)
     out = Path(args.out or Path(args.directory) / "analysis")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "refinement.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    atomic_write_text(out / "refinement.json", json.dumps(metrics, indent=2) + "\n")
     plot_refinement(metrics, out / "refinement.png", title=Path(args.directory).name)
     print(
         f"{metrics['problems']} problems: gap to {metrics['teacher']} {100 * metrics['gap']:+.3f}% "
@@ -123,12 +140,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="problems per joint L-BFGS-B solve (default: 256)",
     )
     generate.add_argument("--out", required=True, help="output .npz file")
+    generate.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     generate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     generate.set_defaults(func=_generate)
 
     train = commands.add_parser("train", help="train a recursive controller on a dataset")
     _add_dataclass_flags(train, ControlTrainConfig, "training")
     _add_dataclass_flags(train, ControlModelConfig, "model")
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in a non-empty --out (its model.pt, config.json, metrics.json, "
+        "tb/ and analysis/)",
+    )
     train.set_defaults(func=_train)
 
     analyze = commands.add_parser("analyze", help="refinement analysis on held-out problems")
