@@ -109,7 +109,7 @@ def test_train_cli_rejects_bad_flags(argv):
 def test_train_cli_algo_kwargs_reach_the_model_and_the_config(tmp_path):
     out = tmp_path / "maze"
     overrides = {"n_epochs": 1, "learning_rate": "lin_0.002"}
-    argv = ["train", "--env", "TRM-Maze-v0", "--timesteps", "64", "--n-envs", "2"]
+    argv = ["train", "--env", "TRM-Maze-v0", "--timesteps", "256", "--n-envs", "2"]
     argv += ["--out", str(out), "--algo-kwargs", json.dumps(overrides), *TINY_FLAGS]
     assert main(argv) == 0
     agent = load_agent(out)

@@ -14,11 +14,15 @@ Late cycles that still change z_H and the greedy action show that recursion is u
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.preprocessing import preprocess_obs
 from torch import Tensor
+
+from trm_rl.config import require_int
 
 
 def cycle_statistics(policy, obs: Tensor) -> dict[str, list[float]]:
@@ -84,3 +88,105 @@ class TRMDiagnosticsCallback(BaseCallback):
         for name, values in cycle_statistics(self.model.policy, obs).items():
             for cycle, value in enumerate(values, start=1):
                 self.logger.record(f"trm/{name}_{cycle}", value)
+
+
+class TrainingDiverged(ValueError):
+    """A parameter or a logged loss became NaN or infinite during training."""
+
+
+class FiniteCheckCallback(BaseCallback):
+    """Stop training with :class:`TrainingDiverged` (a ``ValueError``) naming the step and
+    the loss when, after an update, a logged loss (``train/*loss*``) or a policy parameter
+    is NaN or infinite. Checks run before each rollout (i.e. after the previous update) and
+    at the end of training, so non-finite weights never act or get saved."""
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_start(self) -> None:
+        self._raise_on_problem()
+
+    def _on_training_end(self) -> None:
+        self._raise_on_problem()
+
+    def _raise_on_problem(self) -> None:
+        problem = self.problem()
+        if problem is not None:
+            raise TrainingDiverged(problem)
+
+    def problem(self, during_update: bool = False) -> str | None:
+        """What is not finite (a message naming the step and the losses), or ``None``."""
+        step = self.model.num_timesteps
+        losses = {
+            key: value
+            for key, value in self.logger.name_to_value.items()
+            if key.startswith("train/") and "loss" in key
+        }
+        shown = ", ".join(f"{key}={value:.4g}" for key, value in sorted(losses.items()))
+        advice = "lower the learning rate (or max_grad_norm) and start again"
+        when = "during the update after" if during_update else "at"
+        for key, value in sorted(losses.items()):
+            if not np.isfinite(value):
+                return f"training diverged {when} step {step}: {key} is {value} ({shown}); {advice}"
+        for name, parameter in self.model.policy.named_parameters():
+            if not torch.isfinite(parameter).all():
+                last = f"last logged losses: {shown}" if shown else "no loss logged yet"
+                return (
+                    f"training diverged {when} step {step}: parameter {name} is not finite "
+                    f"({last}); {advice}"
+                )
+        return None
+
+
+class RunCheckpointCallback(BaseCallback):
+    """Call ``save(trained_steps)`` every ``every`` env steps, at rollout boundaries (after
+    an update, before the next rollout), and stop training cleanly once
+    :meth:`request_stop` was called (e.g. from a signal handler).
+
+    ``trained_steps`` counts the env steps the current weights were trained on: a rollout
+    cut short by a stop is not trained on, so it is not counted (SB3's ``num_timesteps``
+    is).
+
+    Args:
+        save: writes the checkpoint; gets ``trained_steps``.
+        every: env steps between two saves (>= 1).
+        trained_steps: env steps the weights were trained on before this ``learn`` call.
+    """
+
+    def __init__(
+        self,
+        save: Callable[[int], None],
+        every: int,
+        trained_steps: int = 0,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__(verbose)
+        require_int("every", every, 1)
+        require_int("trained_steps", trained_steps, 0)
+        self.save = save
+        self.every = every
+        self.trained_steps = trained_steps
+        self.stop_signal: int | None = None
+        self._last_saved = trained_steps
+        self._rollout_done = False
+
+    def request_stop(self, signal_number: int) -> None:
+        """End training at the next env step, without training on the partial rollout."""
+        self.stop_signal = signal_number
+
+    def _on_rollout_start(self) -> None:
+        self.trained_steps = self.model.num_timesteps
+        self._rollout_done = False
+        if self.trained_steps - self._last_saved >= self.every:
+            self.save(self.trained_steps)
+            self._last_saved = self.trained_steps
+
+    def _on_rollout_end(self) -> None:
+        self._rollout_done = True
+
+    def _on_step(self) -> bool:
+        return self.stop_signal is None
+
+    def _on_training_end(self) -> None:
+        if self._rollout_done:
+            self.trained_steps = self.model.num_timesteps

@@ -3,16 +3,32 @@
 Used by ``trm-rl train`` and by the benchmarks. An agent directory holds ``config.json``
 (the :class:`TrainConfig` fields plus ``trm`` and ``trm_rl_version``), ``model.zip`` and,
 unless told otherwise, TensorBoard logs under ``tb/``.
+
+Saving: :func:`train` with ``out`` refuses a directory that already holds files unless
+``resume=True`` (continue that run: same settings, a larger or equal ``timesteps`` budget) or
+``overwrite=True`` (delete the old run's files first). ``model.zip`` is SB3's format plus a
+``trm_rl_checkpoint.json`` member (step counters and random-number-generator states); it is
+rewritten atomically every ``checkpoint_every`` env steps, at the end, and on SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import inspect
+import io
 import json
+import random
+import shutil
+import signal
+import threading
+import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -24,11 +40,32 @@ from stable_baselines3.common.vec_env import VecEnv
 
 import trm_rl.envs  # noqa: F401  (registers the TRM-* ids)
 from trm_rl.agents.network import parameter_count
-from trm_rl.agents.sb3.callbacks import TRMDiagnosticsCallback
+from trm_rl.agents.sb3.callbacks import (
+    FiniteCheckCallback,
+    RunCheckpointCallback,
+    TrainingDiverged,
+    TRMDiagnosticsCallback,
+)
 from trm_rl.agents.sb3.hyperparams import ALGOS, recipe
 from trm_rl.agents.sb3.policy import MaskableTRMPolicy, TRMPolicy
+from trm_rl.atomic import atomic_path, atomic_write_text
+from trm_rl.config import require_bool, require_int, require_number
 
 POLICIES = ("trm", "mlp")
+DEFAULT_CHECKPOINT_EVERY = 25_000
+"""Env steps between two checkpoints of :func:`train` (saved at the first rollout boundary
+at or after each interval)."""
+CHECKPOINT_MEMBER = "trm_rl_checkpoint.json"
+"""The member of ``model.zip`` with the counters and RNG states a resumed run restores."""
+RUN_FILES = ("config.json", "model.zip", "tb", "model.pt", "checkpoint.pt", "checkpoint.pt.tmp")
+"""What ``trm-rl train`` writes into a run directory (SB3 and REINFORCE runs); ``overwrite``
+deletes these (and stray ``.*.tmp*`` files of interrupted atomic writes) and nothing else."""
+RESUMABLE_CHANGES = ("timesteps", "device")
+"""TrainConfig fields a resumed run may change; every other setting must match the run's."""
+
+_INT_KWARGS = ("n_steps", "batch_size", "n_epochs")
+_UNIT_KWARGS = ("gamma", "gae_lambda")
+_NON_NEGATIVE_KWARGS = ("ent_coef", "vf_coef", "max_grad_norm")
 
 
 @dataclass(frozen=True)
@@ -43,7 +80,7 @@ class TrainConfig:
     policy: str = "trm"
     """``"trm"`` (TRMPolicy / MaskableTRMPolicy) or ``"mlp"`` (SB3's MlpPolicy)."""
     timesteps: int = 100_000
-    """Environment steps to train for (summed over envs)."""
+    """Environment steps to train for (summed over envs); SB3 rounds up to whole rollouts."""
     seed: int = 0
     """Seeds torch, the algorithm and the training envs (``seed .. seed + n_envs - 1``)."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -64,14 +101,9 @@ class TrainConfig:
             raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
         if self.policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {self.policy!r}")
-        for name, low in (("timesteps", 1), ("seed", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-        if self.n_envs is not None and (
-            isinstance(self.n_envs, bool) or not isinstance(self.n_envs, int) or self.n_envs < 1
-        ):
-            raise ValueError(f"n_envs must be an int >= 1 or None, got {self.n_envs!r}")
+        require_int("timesteps", self.timesteps, 1)
+        require_int("seed", self.seed, 0)
+        require_int("n_envs", self.n_envs, 1, allow_none=True)
         for name in ("env_kwargs", "policy_kwargs", "algo_kwargs"):
             if not isinstance(getattr(self, name), dict):
                 raise TypeError(f"{name} must be a dict, got {type(getattr(self, name)).__name__}")
@@ -87,7 +119,18 @@ class TrainConfig:
     @property
     def resolved_n_envs(self) -> int:
         """The number of envs, the env's recommended one if ``n_envs`` is None."""
-        return self.n_envs or recipe(self.env_id).n_envs
+        return self.n_envs if self.n_envs is not None else recipe(self.env_id).n_envs
+
+    @property
+    def rollout_steps(self) -> int:
+        """Env steps of one rollout, ``n_steps * n_envs`` (SB3's default ``n_steps`` if unset):
+        the smallest amount SB3 trains, and the unit it rounds ``timesteps`` up to."""
+        n_steps = self.resolved_algo_kwargs().get("n_steps")
+        if n_steps is None:
+            n_steps = (
+                inspect.signature(algorithm_class(self.resolved_algo)).parameters["n_steps"].default
+            )
+        return n_steps * self.resolved_n_envs
 
     def resolved_policy_kwargs(self) -> dict[str, Any]:
         """Recommended policy keyword arguments updated by ``policy_kwargs``."""
@@ -121,7 +164,7 @@ def with_schedules(algo_kwargs: dict[str, Any]) -> dict[str, Any]:
             start = float(value.removeprefix("lin_")) if value.startswith("lin_") else None
         except ValueError:
             start = None
-        if start is None or start <= 0:
+        if start is None or not start > 0:
             raise ValueError(
                 f'{name} must be a number or "lin_<start>" with start > 0, got {value!r}'
             )
@@ -134,8 +177,11 @@ SET_BY_TRAINER = ("policy", "env", "policy_kwargs", "seed", "device", "tensorboa
 
 
 def check_algo_kwargs(algo: str, algo_kwargs: dict[str, Any]) -> None:
-    """Raise ``ValueError`` naming any key of ``algo_kwargs`` that ``algo``'s constructor
-    does not take publicly or that the trainer sets itself (:data:`SET_BY_TRAINER`)."""
+    """Raise naming any key of ``algo_kwargs`` that ``algo``'s constructor does not take
+    publicly or that the trainer sets itself (:data:`SET_BY_TRAINER`), or a common numeric
+    setting out of range: ``n_steps``, ``batch_size``, ``n_epochs`` ints >= 1;
+    ``learning_rate``, ``clip_range`` > 0 (or a schedule); ``gamma``, ``gae_lambda`` in
+    [0, 1]; ``ent_coef``, ``vf_coef``, ``max_grad_norm`` >= 0."""
     parameters = inspect.signature(algorithm_class(algo)).parameters
     accepted = {name for name in parameters if not name.startswith("_")} - set(SET_BY_TRAINER)
     unknown = sorted(set(algo_kwargs) - accepted)
@@ -144,6 +190,16 @@ def check_algo_kwargs(algo: str, algo_kwargs: dict[str, Any]) -> None:
             f"algo_kwargs has {unknown}, which {algo} does not take here; allowed: "
             f"{sorted(accepted)} ({', '.join(SET_BY_TRAINER)} come from the other settings)"
         )
+    for name, value in algo_kwargs.items():
+        label = f"algo_kwargs[{name!r}]"
+        if name in _INT_KWARGS:
+            require_int(label, value, 1)
+        elif name in SCHEDULED and not (isinstance(value, str) or callable(value)):
+            require_number(label, value, 0.0, low_open=True)
+        elif name in _UNIT_KWARGS:
+            require_number(label, value, 0.0, 1.0)
+        elif name in _NON_NEGATIVE_KWARGS:
+            require_number(label, value, 0.0)
 
 
 def make_env(config: TrainConfig) -> VecEnv:
@@ -221,19 +277,24 @@ def trm_settings(model: BaseAlgorithm) -> dict[str, Any] | None:
     return None if trm_config is None else trm_config.to_dict()
 
 
-def config_record(config: TrainConfig, model: BaseAlgorithm) -> dict[str, Any]:
-    """The ``config.json`` of an agent directory."""
-    from trm_rl import __version__
-
-    return {
+def run_settings(config: TrainConfig) -> dict[str, Any]:
+    """The :class:`TrainConfig` fields as ``config.json`` holds them: resolved (recipe
+    values filled in) and JSON-normalised (tuples as lists, classes by name)."""
+    record = {
         **asdict(config),
         "algo": config.resolved_algo,
         "n_envs": config.resolved_n_envs,
         "policy_kwargs": _jsonable(config.resolved_policy_kwargs()),
         "algo_kwargs": _jsonable(config.resolved_algo_kwargs()),
-        "trm": trm_settings(model),
-        "trm_rl_version": __version__,
     }
+    return json.loads(json.dumps(record))
+
+
+def config_record(config: TrainConfig, model: BaseAlgorithm) -> dict[str, Any]:
+    """The ``config.json`` of an agent directory."""
+    from trm_rl import __version__
+
+    return {**run_settings(config), "trm": trm_settings(model), "trm_rl_version": __version__}
 
 
 def _jsonable(mapping: dict[str, Any]) -> dict[str, Any]:
@@ -246,6 +307,235 @@ def _jsonable(mapping: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def prepare_run_dir(out: str | Path, *, resume: bool = False, overwrite: bool = False) -> Path:
+    """Create ``out`` if needed, check that it can be written, and apply the run-directory
+    rules: a directory holding files is refused unless ``resume`` (keep them, to continue
+    the run) or ``overwrite`` (delete the old run's files, :data:`RUN_FILES`, so two runs'
+    models and TensorBoard logs never mix).
+
+    Raises:
+        ValueError: both ``resume`` and ``overwrite``.
+        PermissionError: ``out`` cannot be created or written.
+        FileExistsError: ``out`` holds files and neither flag is set, or with ``overwrite``
+            it holds files a run does not write (they are never deleted).
+        FileNotFoundError: ``resume`` and ``out`` holds no run.
+    """
+    require_bool("resume", resume)
+    require_bool("overwrite", overwrite)
+    if resume and overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite deletes it: pick one")
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out / ".write-test") as probe:
+            probe.write_bytes(b"")
+        (out / ".write-test").unlink()
+    except OSError as error:
+        raise PermissionError(
+            f"cannot write the run directory {out}: {error.strerror or error}"
+        ) from error
+    present = sorted(path.name for path in out.iterdir())
+    if resume:
+        if "config.json" not in present:
+            raise FileNotFoundError(f"nothing to resume in {out}: it has no config.json")
+        return out
+    if not present:
+        return out
+    if not overwrite:
+        raise FileExistsError(
+            f"{out} already holds a run ({', '.join(present[:4])}"
+            f"{', ...' if len(present) > 4 else ''}); pass --resume to continue it or "
+            "--overwrite to replace it"
+        )
+    foreign = [name for name in present if name not in RUN_FILES and not _stray_temporary(name)]
+    if foreign:
+        raise FileExistsError(
+            f"--overwrite deletes only a run's own files, and {out} also holds {foreign}: "
+            "choose an empty or new --out"
+        )
+    for name in present:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return out
+
+
+def _stray_temporary(name: str) -> bool:
+    """Whether ``name`` is a leftover of an interrupted :func:`trm_rl.atomic.atomic_path`."""
+    return name.startswith(".") and ".tmp" in name
+
+
+def read_run_config(out: str | Path) -> dict[str, Any]:
+    """``out/config.json`` as a dict; ``ValueError`` naming the file if it is not one."""
+    path = Path(out) / "config.json"
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error})") from error
+    if not isinstance(record, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(record).__name__}")
+    return record
+
+
+def check_same_run(
+    out: str | Path, requested: dict[str, Any], ignore: tuple[str, ...] = ()
+) -> None:
+    """Raise ``ValueError`` naming every setting of ``requested`` (other than ``ignore``)
+    that differs from the run saved in ``out/config.json`` (only ``algo`` if that differs:
+    the rest of another algorithm's settings cannot compare)."""
+    saved = read_run_config(out)
+    names = [name for name in requested if name not in ignore]
+    if "algo" in requested and saved.get("algo") != requested["algo"]:
+        names = ["algo"]
+    mismatches = [
+        line for name in names for line in _differences(name, saved.get(name), requested[name])
+    ]
+    if mismatches:
+        raise ValueError(
+            f"--resume: the run in {out} has other settings ({'; '.join(mismatches)}); "
+            "repeat its settings, or pass --overwrite instead to start afresh"
+        )
+
+
+def _differences(name: str, saved: Any, requested: Any) -> list[str]:
+    """``"name: <saved> there, <requested> now"`` for each differing value, dicts compared
+    key by key (``"policy_kwargs.hidden_dim: ..."``)."""
+    if isinstance(saved, dict) and isinstance(requested, dict):
+        keys = sorted(set(saved) | set(requested))
+        return [
+            line
+            for key in keys
+            for line in _differences(f"{name}.{key}", saved.get(key), requested.get(key))
+        ]
+    return [] if saved == requested else [f"{name}: {saved!r} there, {requested!r} now"]
+
+
+def checkpoint_state(model: BaseAlgorithm, trained_steps: int) -> dict[str, Any]:
+    """The counters and random-number-generator states a resumed run restores (JSON)."""
+    numpy_state = np.random.get_state(legacy=False)
+    version, internal, gauss = random.getstate()
+    return {
+        "num_timesteps": trained_steps,
+        "n_updates": int(getattr(model, "_n_updates", 0)),
+        "episode_num": int(model._episode_num),
+        "torch_rng": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode(),
+        "numpy_rng": {
+            **numpy_state,
+            "state": {**numpy_state["state"], "key": numpy_state["state"]["key"].tolist()},
+        },
+        "python_rng": [version, list(internal), gauss],
+        "env_rngs": [rng.bit_generator.state for rng in model.get_env().get_attr("np_random")],
+    }
+
+
+def save_checkpoint(model: BaseAlgorithm, out: str | Path, trained_steps: int) -> None:
+    """Atomically write ``out/model.zip`` (SB3's format) with :func:`checkpoint_state` as
+    its :data:`CHECKPOINT_MEMBER`; ``trained_steps`` (the env steps the weights were
+    trained on) becomes the model's ``num_timesteps``."""
+    model.num_timesteps = trained_steps
+    state = checkpoint_state(model, trained_steps)
+    with atomic_path(Path(out) / "model.zip") as temporary:
+        model.save(temporary)
+        with zipfile.ZipFile(temporary, "a") as archive:
+            archive.writestr(CHECKPOINT_MEMBER, json.dumps(state))
+
+
+def load_checkpoint(model: BaseAlgorithm, path: str | Path) -> int:
+    """Restore a checkpoint written by :func:`save_checkpoint` into ``model`` (built from
+    the same config); returns the env steps already trained.
+
+    Restored: the policy's weights and the optimizer's state (read with
+    ``torch.load(weights_only=True)``, nothing unpickled), the step, update and episode
+    counters (so learning-rate and clip-range schedules continue where they stopped), the
+    global torch (CPU), numpy and Python RNG states, and each training env's ``np_random``
+    (in-process envs, e.g. ``DummyVecEnv``). Not restored: the episodes in progress (every
+    env starts a new one, drawn from its restored RNG), the partial rollout of an
+    interruption (retaken), the ``rollout/`` episode statistics window, CUDA RNG states.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"nothing to resume: {path} does not exist (the run stopped before its first "
+            "checkpoint); pass --overwrite to start afresh"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if CHECKPOINT_MEMBER not in names:
+                raise ValueError(
+                    f"{path} has no {CHECKPOINT_MEMBER} (not saved by trm-rl train's "
+                    "checkpoints), so it cannot be resumed; pass --overwrite to start afresh"
+                )
+            state = json.loads(archive.read(CHECKPOINT_MEMBER))
+            weights = _load_tensors(archive, "policy.pth", model.device)
+            optimizer = _load_tensors(archive, "policy.optimizer.pth", model.device)
+    except zipfile.BadZipFile as error:
+        raise ValueError(f"{path} is not a zip archive ({error})") from error
+    model.policy.load_state_dict(weights)
+    model.policy.optimizer.load_state_dict(optimizer)
+    model.num_timesteps = state["num_timesteps"]
+    model._episode_num = state["episode_num"]
+    if hasattr(model, "_n_updates"):
+        model._n_updates = state["n_updates"]
+    torch.set_rng_state(torch.tensor(list(base64.b64decode(state["torch_rng"])), dtype=torch.uint8))
+    numpy_state = state["numpy_rng"]
+    key = np.asarray(numpy_state["state"]["key"], dtype=np.uint32)
+    np.random.set_state({**numpy_state, "state": {**numpy_state["state"], "key": key}})
+    version, internal, gauss = state["python_rng"]
+    random.setstate((version, tuple(internal), gauss))
+    env = model.get_env()
+    env.unwrapped._reset_seeds()
+    for rng, rng_state in zip(env.get_attr("np_random"), state["env_rngs"], strict=True):
+        rng.bit_generator.state = rng_state
+    return state["num_timesteps"]
+
+
+def _load_tensors(archive: zipfile.ZipFile, name: str, device: torch.device) -> dict[str, Any]:
+    """The state dict stored as ``name`` in an SB3 zip, read weights-only."""
+    return torch.load(io.BytesIO(archive.read(name)), map_location=device, weights_only=True)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped :func:`train`; the checkpoint was saved first.
+
+    Attributes:
+        signal_number: the signal received.
+        out: the run directory holding the checkpoint.
+        num_timesteps: env steps the saved weights were trained on.
+    """
+
+    def __init__(self, signal_number: int, out: Path, num_timesteps: int, total: int) -> None:
+        name = signal.Signals(signal_number).name
+        super().__init__(
+            f"{name} after {num_timesteps} of {total} env steps; checkpoint saved in "
+            f"{out}/model.zip"
+        )
+        self.signal_number = signal_number
+        self.out = out
+        self.num_timesteps = num_timesteps
+
+
+@contextlib.contextmanager
+def stop_on_signals(request_stop: Callable[[int], None]) -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM call ``request_stop(signal_number)`` instead of
+    interrupting; the previous handlers are restored after it. Outside the main thread
+    (where Python cannot set handlers) the block runs unchanged."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {
+        number: signal.signal(number, lambda received, _frame: request_stop(received))
+        for number in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def train(
     config: TrainConfig,
     out: str | Path | None = None,
@@ -253,45 +543,143 @@ def train(
     progress_bar: bool = False,
     env: VecEnv | None = None,
     callbacks: list[BaseCallback] | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
 ) -> BaseAlgorithm:
-    """Train a model; with ``out``, save ``out/model.zip`` and ``out/config.json``.
+    """Train a model; with ``out``, keep ``out/model.zip`` and ``out/config.json``.
+
+    ``out`` is prepared before anything is built (:func:`prepare_run_dir`: created, checked
+    writable, refused if it holds files unless ``resume`` or ``overwrite``), and
+    ``config.json`` is written before training. ``model.zip`` is a checkpoint
+    (:func:`save_checkpoint`, atomic) every ``checkpoint_every`` env steps, at the end and,
+    on SIGINT/SIGTERM (handlers installed only during ``learn``), before
+    :class:`TrainingInterrupted` is raised. A parameter or loss that becomes NaN or infinite
+    stops training with ``ValueError`` (:class:`FiniteCheckCallback`); the last good
+    checkpoint stays.
 
     Args:
         config: what to train.
-        out: agent directory (created); ``None`` saves nothing.
+        out: agent directory; ``None`` saves nothing.
         tensorboard: TensorBoard log directory; defaults to ``out/tb`` when ``out`` is set.
         progress_bar: show SB3's progress bar (tqdm/rich).
         env: a training VecEnv to use instead of :func:`make_env` (e.g. wrapped).
         callbacks: extra SB3 callbacks; :class:`TRMDiagnosticsCallback` is always added
             for TRM policies when logging to TensorBoard.
+        resume: continue the run in ``out`` from its checkpoint (:func:`load_checkpoint`)
+            up to ``config.timesteps`` in all; its settings must equal ``config``'s except
+            :data:`RESUMABLE_CHANGES`.
+        overwrite: delete the run in ``out`` first.
+        checkpoint_every: env steps between checkpoints (>= 1).
 
     Returns:
         The trained model.
+
+    Raises:
+        ValueError: ``config.timesteps`` below one rollout (:attr:`TrainConfig.rollout_steps`),
+            a resumed run with other settings or already at its budget, or training diverged.
+        TrainingInterrupted: SIGINT/SIGTERM (after saving the checkpoint).
     """
-    out = None if out is None else Path(out)
+    require_int("checkpoint_every", checkpoint_every, 1)
+    if out is None and (resume or overwrite):
+        raise ValueError("resume and overwrite need a run directory (out)")
+    if config.timesteps < config.rollout_steps:
+        raise ValueError(
+            f"timesteps ({config.timesteps}) is less than one rollout: SB3 trains whole "
+            f"rollouts of n_steps x n_envs = {config.rollout_steps} env steps; pass at least "
+            f"{config.rollout_steps}"
+        )
+    if out is not None:
+        out = prepare_run_dir(out, resume=resume, overwrite=overwrite)
+        if resume:
+            check_same_run(out, run_settings(config), ignore=RESUMABLE_CHANGES)
     if tensorboard is None and out is not None:
         tensorboard = out / "tb"
     model = make_model(config, env, tensorboard)
-    callback_list = list(callbacks or [])
+    done = 0
+    if resume:
+        done = load_checkpoint(model, out / "model.zip")
+        if done >= config.timesteps:
+            raise ValueError(
+                f"the run in {out} has already trained {done} env steps, timesteps is "
+                f"{config.timesteps}: pass a larger total to continue it"
+            )
+    guard = FiniteCheckCallback()
+    callback_list = [guard, *(callbacks or [])]
     if tensorboard is not None and config.policy == "trm":
         callback_list.append(TRMDiagnosticsCallback())
-    model.learn(config.timesteps, callback=callback_list, progress_bar=progress_bar)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        model.save(out / "model.zip")
-        record = config_record(config, model)
-        (out / "config.json").write_text(json.dumps(record, indent=2) + "\n")
+    if out is None:
+        _learn(model, config.timesteps - done, callback_list, progress_bar, resume, guard)
+        return model
+    atomic_write_text(
+        out / "config.json", json.dumps(config_record(config, model), indent=2) + "\n"
+    )
+    checkpointer = RunCheckpointCallback(
+        lambda steps: save_checkpoint(model, out, steps), checkpoint_every, trained_steps=done
+    )
+    with stop_on_signals(checkpointer.request_stop):
+        _learn(
+            model,
+            config.timesteps - done,
+            [*callback_list, checkpointer],
+            progress_bar,
+            resume,
+            guard,
+        )
+    save_checkpoint(model, out, checkpointer.trained_steps)
+    if checkpointer.stop_signal is not None:
+        raise TrainingInterrupted(
+            checkpointer.stop_signal, out, checkpointer.trained_steps, config.timesteps
+        )
     return model
 
 
+def _learn(
+    model: BaseAlgorithm,
+    timesteps: int,
+    callbacks: list[BaseCallback],
+    progress_bar: bool,
+    resume: bool,
+    guard: FiniteCheckCallback,
+) -> None:
+    """``model.learn`` for ``timesteps`` more steps; a torch error raised by non-finite
+    weights mid-update becomes the guard's one-line ``ValueError``."""
+    try:
+        model.learn(
+            timesteps,
+            callback=callbacks,
+            progress_bar=progress_bar,
+            reset_num_timesteps=not resume,
+        )
+    except TrainingDiverged:
+        raise
+    except ValueError as error:
+        problem = guard.problem(during_update=True)
+        if problem is None:
+            raise
+        raise TrainingDiverged(problem) from error
+
+
 __all__ = [
+    "CHECKPOINT_MEMBER",
+    "DEFAULT_CHECKPOINT_EVERY",
     "POLICIES",
+    "RUN_FILES",
     "TrainConfig",
+    "TrainingDiverged",
+    "TrainingInterrupted",
     "algorithm_class",
+    "check_same_run",
     "config_record",
+    "load_checkpoint",
     "make_env",
     "make_model",
     "matched_mlp_config",
+    "prepare_run_dir",
+    "run_settings",
+    "save_checkpoint",
+    "stop_on_signals",
     "train",
     "with_schedules",
 ]
