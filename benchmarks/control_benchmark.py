@@ -10,7 +10,9 @@ of the mean cost to the optimum, the success rate (``||s_N|| < 0.1``), the fract
 problems whose cost never rises over the refinement iterations, the batched planning time
 per problem and its speed-up over the optimizer, the parameter count and the training time
 (from the run's ``metrics.json``). Writes ``benchmarks/results/control.json``,
-``control.md`` and, for the first run, ``control_refinement.png``.
+``control.md`` and, for the first run, ``control_refinement.png`` (``--out DIR`` elsewhere);
+existing results there are refused unless ``--overwrite``, and the runs and ``--out`` are
+checked before any solving.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import tempfile
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -35,6 +38,8 @@ from trm_rl.atomic import atomic_write_text
 RESULTS = Path(__file__).resolve().parent / "results"
 PLAN_REPEATS = 3
 """Planning is timed as the best of this many batched calls."""
+OUTPUTS = ("control.json", "control.md", "control_refinement.png")
+"""What a run writes into ``--out``."""
 
 
 def controller_row(directory: Path, dataset, optimizer_seconds: float) -> dict[str, Any]:
@@ -129,7 +134,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--n", type=int, default=256, help="held-out problems (default: 256)")
     parser.add_argument("--seed", type=int, default=1000, help="problem seed (default: 1000)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing results")
     args = parser.parse_args(argv)
+    existing = [name for name in OUTPUTS if (args.out / name).exists()]
+    if existing and not args.overwrite:
+        parser.error(f"{args.out} already holds {', '.join(existing)}; pass --overwrite")
+    try:
+        for run in args.runs:
+            RecursiveController.load(run)
+        args.out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=args.out):
+            pass
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
     torch.set_num_threads(1)
 
     start = time.perf_counter()
@@ -151,7 +168,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": f"{platform.processor() or platform.machine()}, torch "
         f"{torch.__version__}, 1 thread",
     }
-    args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "control.json", json.dumps(result, indent=2) + "\n")
     atomic_write_text(args.out / "control.md", markdown(result))
     first = result["controllers"][0]

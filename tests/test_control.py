@@ -290,3 +290,10 @@ def test_control_benchmark_reports_every_run(datasets, tmp_path):
     assert result["lqr"]["success_rate"] == 1.0
     assert "--batches 1" in (tmp_path / "control.md").read_text()
     assert (tmp_path / "control_refinement.png").is_file()
+    before = (tmp_path / "control.json").read_bytes()
+    with pytest.raises(SystemExit) as refused:
+        control_benchmark.main([str(tmp_path / "tiny"), "--n", "4", "--out", str(tmp_path)])
+    assert refused.value.code == 2 and (tmp_path / "control.json").read_bytes() == before
+    with pytest.raises(SystemExit):
+        control_benchmark.main([str(tmp_path / "missing"), "--out", str(tmp_path / "new")])
+    assert not (tmp_path / "new").exists()
