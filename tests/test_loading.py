@@ -469,11 +469,12 @@ def test_pretrained_name_resolves_after_a_non_editable_install(maze_dir, tmp_pat
     """Build the package into a target folder (its pretrained data included) and load a
     policy packaged into that copy, from another working directory."""
     source = tmp_path / "source"
-    shutil.copytree(
-        REPO,
-        source,
-        ignore=shutil.ignore_patterns(".venv", ".git", "benchmarks", "tests", "*.egg-info"),
-    )
+    for folder in ("trm_rl", "envs", "agents"):
+        shutil.copytree(
+            REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
     (source / "benchmarks").mkdir()
     (source / "benchmarks" / "__init__.py").write_text("")
     package(maze_dir, "maze-install", "abcdef1", command="x", root=source / "trm_rl/pretrained")
