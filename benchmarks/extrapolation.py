@@ -1,22 +1,24 @@
 """Think longer, solve bigger: one trained maze policy on held-out mazes of other sizes, run
 with other numbers of recursive cycles at test time.
 
-For every maze size ``n`` and every cycle count ``K``, the policy saved in ``RUN_DIR`` is
-rebuilt for ``(3, n, n)`` observations with ``h_cycles=K`` (same weights, through
-:func:`trm_rl.load_agent`; this needs a position-free grid policy, ``positions="none"``)
-and plays the same ``--episodes`` held-out mazes of that size with greedy actions. Reported
-per (size, K): the success rate with its 95% Wilson interval, and the path length relative
-to the BFS shortest path over the successful episodes.
+For every maze size ``n`` and every cycle count ``K``, the policy saved in ``RUN_DIR`` (or
+``pretrained:<name>``) is rebuilt for ``(3, n, n)`` observations with ``h_cycles=K`` (same
+weights, through :func:`trm_rl.load_agent`; this needs a position-free grid policy,
+``positions="none"``) and plays the same ``--episodes`` held-out mazes of that size with
+greedy actions. Reported per (size, K): the success rate with its 95% Wilson interval, and
+the path length relative to the BFS shortest path over the successful episodes.
 
 Held-out mazes: maze ``i`` of size ``n`` is drawn by ``reset(seed=evaluation_seed(seed,
 i))`` (:mod:`trm_rl.agents.evaluation`), seeds far from the small integers that training
 envs use. Episodes are played in lockstep: one batched policy forward per step for every
-unfinished maze of a size. An episode ends on the goal (success), after ``4 n^2`` steps
-(the step limit, 4 per cell), or as soon as the agent stands on a cell it has stood on
-before (a failure): with greedy actions from a memoryless policy on a fixed maze the
-observation is a function of the agent's cell, so a revisit (a bump into a wall included)
-means the agent would cycle forever. Consequently a successful episode is a simple path, and
-on perfect mazes (one path between any two cells) its length is the BFS length.
+unfinished maze of a size. An episode ends on the goal (success), as soon as the agent
+stands on a cell it has stood on before (a failure), or after ``4 n^2`` steps (the env's
+step limit, 4 per cell, as ``TRM-Maze-7x7-v0``; a revisit always comes first). With greedy
+actions from a memoryless policy on a fixed maze the observation is a function of the
+agent's cell, so a revisit (a bump into a wall included) means the agent would cycle
+forever; ending there changes no outcome and keeps failed episodes short. Consequently a
+successful episode is a simple path, and on perfect mazes (one path between any two cells)
+its length is the BFS length: the path ratio is 1.0 there by construction.
 
 Run::
 
@@ -49,7 +51,7 @@ from gymnasium import spaces
 from scipy.stats import binomtest
 
 from trm_rl.agents.evaluation import evaluation_seed
-from trm_rl.agents.loading import load_agent, read_config
+from trm_rl.agents.loading import load_agent, read_config, resolve_source
 from trm_rl.config import require_choice, require_int
 from trm_rl.envs.maze_layouts import FAMILIES
 
@@ -174,12 +176,14 @@ def maze_space(size: int) -> spaces.Box:
     return spaces.Box(0.0, 1.0, (3, size, size), np.float32)
 
 
-def trained_setting(run_dir: Path) -> dict[str, Any]:
-    """The run's training env, its size and its TRM cycle counts, from ``config.json``.
+def trained_setting(source: str | Path) -> dict[str, Any]:
+    """The training env, its maze size and the TRM settings of an agent directory or
+    ``"pretrained:<name>"``, from its ``config.json``.
 
     Raises:
-        ValueError: the run is not a TRM policy trained on maze observations ``(3, n, n)``.
+        ValueError: the agent is not a TRM policy trained on maze observations ``(3, n, n)``.
     """
+    run_dir = resolve_source(source)
     config = read_config(run_dir)
     trm = config.get("trm")
     if config.get("policy", "trm") != "trm" or not isinstance(trm, dict):
@@ -204,7 +208,7 @@ def trained_setting(run_dir: Path) -> dict[str, Any]:
 
 
 def run(
-    run_dir: str | Path,
+    source: str | Path,
     sizes: list[int],
     cycles: list[int],
     episodes: int = 100,
@@ -212,6 +216,15 @@ def run(
     family: str = "perfect",
 ) -> tuple[list[CellResult], dict[int, tuple[list[dict[str, Any]], dict[int, list[Episode]]]]]:
     """Play every (size, cycles) pair.
+
+    Args:
+        source: an agent directory (``config.json`` + weights) or ``"pretrained:<name>"``
+            holding a TRM maze policy.
+        sizes: maze sides (ints >= 3; odd for ``family="perfect"``).
+        cycles: test-time ``h_cycles`` (ints >= 1); ``l_cycles`` stays as trained.
+        episodes: held-out mazes per size (the same mazes for every cycle count).
+        seed: evaluation seed (:func:`~trm_rl.agents.evaluation.evaluation_seed`).
+        family: maze family of the held-out mazes (``"perfect"``, ``"open"``, ``"mixed"``).
 
     Returns:
         The results in (size, cycles) order, and per size its mazes and each cycle count's
@@ -223,7 +236,6 @@ def run(
             a maze TRM policy, or whose parameters depend on the grid size (learned
             positions: the error names them).
     """
-    run_dir = Path(run_dir)
     for size in sizes:
         require_int("sizes", size, 3)
         if family == "perfect" and size % 2 == 0:
@@ -233,7 +245,7 @@ def run(
     require_int("episodes", episodes, 1)
     require_int("seed", seed, 0)
     require_choice("family", family, FAMILIES)
-    trained_setting(run_dir)
+    trained_setting(source)
     results, played = [], {}
     for size in sizes:
         mazes = held_out_mazes(size, family, episodes, seed)
@@ -241,7 +253,7 @@ def run(
         for count in cycles:
             start = time.perf_counter()
             agent = load_agent(
-                run_dir, h_cycles=count, observation_space=maze_space(size), device="cpu"
+                source, h_cycles=count, observation_space=maze_space(size), device="cpu"
             )
             by_cycles[count] = play(agent, mazes, size)
             results.append(summarize(size, count, by_cycles[count], time.perf_counter() - start))
@@ -357,7 +369,9 @@ def git_commit() -> str | None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path, help="agent directory (config.json, model.zip)")
+    parser.add_argument(
+        "run_dir", help="agent directory (config.json, model.zip) or pretrained:NAME"
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[9, 11, 15, 21, 31])
     parser.add_argument("--cycles", type=int, nargs="+", default=[1, 2, 3, 4, 6, 8, 12, 16])
     parser.add_argument("--episodes", type=int, default=100, help="held-out mazes per size")
@@ -377,7 +391,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     require_int("threads", args.threads, 1)
-    name = args.name or args.run_dir.resolve().name
+    name = args.name or resolve_source(args.run_dir).resolve().name
     out = args.results / name
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise FileExistsError(f"{out} already holds a result; pass --overwrite to replace it")
@@ -390,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     out.mkdir(parents=True, exist_ok=True)
     meta = {
-        "run_dir": str(args.run_dir),
+        "run_dir": args.run_dir,
         "trained": setting,
         "sizes": args.sizes,
         "cycles": args.cycles,
