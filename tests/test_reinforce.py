@@ -1,6 +1,5 @@
 """REINFORCE with deep supervision: per-cycle losses, weights, masks, resume, save/load."""
 
-import argparse
 from dataclasses import fields
 
 import gymnasium as gym
@@ -23,6 +22,7 @@ from trm_rl.agents.reinforce.trainer import (
     resume,
     train,
 )
+from trm_rl.cli import build_parser, main
 from trm_rl.cli import reinforce_flags as reinforce_cli
 
 TINY = TRMConfig(hidden_dim=8, n_layers=1, h_cycles=3, l_cycles=1, mixer="none", expansion=2.0)
@@ -308,33 +308,18 @@ def test_bad_config_raises(field, value, error):
         ReinforceConfig(improvement_scale=1.0, deep_supervision=False)
 
 
-def test_cli_adds_one_flag_per_field_and_trains(tmp_path):
-    parser = argparse.ArgumentParser()
-    reinforce_cli.add_arguments(parser)
-    args = parser.parse_args(
-        ["--episodes", "4", "--weighting", "exponential", "--no-deep-supervision"]
-    )
+def test_cli_adds_one_flag_per_field_and_trains(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = capsys.readouterr().out
     for field in fields(ReinforceConfig):
-        assert hasattr(args, field.name)
+        assert "--" + field.name.replace("_", "-") in help_text
+    argv = ["train", "--env", "CartPole-v1", "--algo", "reinforce", "--out", str(tmp_path)]
+    argv += ["--episodes", "4", "--weighting", "exponential", "--no-deep-supervision"]
+    argv += ["--n-envs", "2", "--h-cycles", "2", "--l-cycles", "1", "--hidden-dim", "8"]
+    args = build_parser("train").parse_args([*argv, "--n-layers", "1", "--no-progress"])
     assert args.weighting == "exponential" and args.deep_supervision is False
-    common = dict(
-        env="CartPole-v1",
-        algo="reinforce",
-        policy="trm",
-        timesteps=None,
-        seed=0,
-        out=str(tmp_path),
-        env_kwargs=None,
-        n_envs=2,
-        tensorboard=None,
-        h_cycles=2,
-        l_cycles=1,
-        hidden_dim=8,
-        n_layers=1,
-        mixer=None,
-        grad_mode=None,
-    )
-    assert reinforce_cli.run(argparse.Namespace(**vars(args), **common)) == 0
+    assert reinforce_cli.run(args) == 0
     agent = ReinforceAgent.load(tmp_path)
     assert agent.config["reinforce"]["weighting"] == "exponential"
     assert agent.config["trm"]["h_cycles"] == 2 and agent.config["trm"]["mixer"] == "none"

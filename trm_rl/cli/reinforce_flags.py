@@ -111,8 +111,9 @@ def reinforce_config(args: argparse.Namespace) -> ReinforceConfig:
     return ReinforceConfig(**values)
 
 
-def run(args: argparse.Namespace, out: str) -> int:
-    """Train (or with ``--resume``, continue) and write the agent directory ``out``.
+def run(args: argparse.Namespace, out: str | None = None) -> int:
+    """Train (or with ``--resume``, continue) and write the agent directory ``out``
+    (default: ``--out``, or ``--resume DIR``).
 
     Unset flags take the env's recipe (:mod:`trm_rl.agents.sb3.hyperparams`: parallel envs, core
     size, ``focus_channel``), then ``trm_rl.agents.reinforce.TRM_DEFAULTS``; the REINFORCE
@@ -121,6 +122,9 @@ def run(args: argparse.Namespace, out: str) -> int:
     run must have the same settings but the budgets (``--timesteps``, ``--episodes``).
     SIGINT/SIGTERM stop training after a checkpoint; returns ``128 + signal`` then.
     """
+    from trm_rl.cli.train import run_dir
+
+    out = run_dir(args) if out is None else out
     progress_bar = not getattr(args, "no_progress", False)
     resuming = args.resume is not None
     config = reinforce_config(args)
