@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from trm_rl.agents.loading import (
     safe_torch_load,
 )
 from trm_rl.agents.network import TRMNetwork, parameter_count
+from trm_rl.atomic import atomic_path, atomic_write_text
 from trm_rl.config import TRMConfig
 
 POLICIES = ("trm", "mlp")
@@ -253,15 +253,12 @@ class ReinforceAgent:
 
     def save(self, directory: str | Path) -> None:
         """Write ``model.pt`` (``{"state_dict": weights}``, tensors only) and ``config.json``
-        to ``directory``, each through a temporary file and a rename (a kill mid-save leaves
-        the previous file)."""
+        to ``directory``, each atomically (a kill mid-save leaves the previous file)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        torch.save({"state_dict": self.policy.state_dict()}, directory / f"{MODEL_FILE}.tmp")
-        os.replace(directory / f"{MODEL_FILE}.tmp", directory / MODEL_FILE)
-        text = json.dumps(self.config, indent=2) + "\n"
-        (directory / f"{CONFIG_FILE}.tmp").write_text(text)
-        os.replace(directory / f"{CONFIG_FILE}.tmp", directory / CONFIG_FILE)
+        with atomic_path(directory / MODEL_FILE) as temporary:
+            torch.save({"state_dict": self.policy.state_dict()}, temporary)
+        atomic_write_text(directory / CONFIG_FILE, json.dumps(self.config, indent=2) + "\n")
 
     @classmethod
     def load(

@@ -31,7 +31,6 @@ gradient clipping, curriculum).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ from trm_rl.agents.reinforce.agent import ReinforceAgent, build_policy, mask_log
 from trm_rl.agents.reinforce.config import CYCLE_LOSSES, ReinforceConfig
 from trm_rl.agents.reinforce.rollout import collect_episodes, make_envs
 from trm_rl.agents.sb3.policy import POLICY_DEFAULTS, TRM_FIELDS, resolve_mixer
+from trm_rl.atomic import atomic_path
 from trm_rl.config import TRMConfig, require_choice
 
 TRM_DEFAULTS: dict[str, Any] = {
@@ -368,8 +368,8 @@ def _learn(
             "env_rng": [rng.bit_generator.state for rng in envs.np_random],
             "progress": progress,
         }
-        torch.save(state, Path(out_dir) / "checkpoint.pt.tmp")
-        os.replace(Path(out_dir) / "checkpoint.pt.tmp", Path(out_dir) / "checkpoint.pt")
+        with atomic_path(Path(out_dir) / "checkpoint.pt") as temporary:
+            torch.save(state, temporary)
 
     while budget_left():
         # 1. Roll out one episode per env, acting from the last supervised cycle.
