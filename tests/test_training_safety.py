@@ -119,6 +119,7 @@ def test_ppo_reads_focus_channel_and_device(tmp_path):
         ({"n_epochs": -2}, ValueError, r"algo_kwargs\['n_epochs'\] must be >= 1"),
         ({"n_steps": 0}, ValueError, r"algo_kwargs\['n_steps'\]"),
         ({"batch_size": 1.5}, TypeError, r"algo_kwargs\['batch_size'\] must be an int"),
+        ({"batch_size": 1}, ValueError, r"algo_kwargs\['batch_size'\] must be >= 2"),
         ({"learning_rate": 0}, ValueError, r"algo_kwargs\['learning_rate'\] must be in \(0"),
         ({"learning_rate": "lin_0"}, ValueError, "learning_rate"),
         ({"clip_range": -0.2}, ValueError, r"algo_kwargs\['clip_range'\]"),
@@ -415,3 +416,4 @@ def test_cli_sigterm_then_resume(tmp_path, capsys, monkeypatch):
 def test_resume_needs_a_run(tmp_path, capsys):
     argv = [*MAZE, "--timesteps", str(ROLLOUT), "--resume", str(tmp_path / "nothing")]
     assert "nothing to resume" in cli_error(argv, capsys)
+    assert not (tmp_path / "nothing").exists()

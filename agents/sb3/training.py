@@ -21,6 +21,7 @@ import json
 import random
 import shutil
 import signal
+import tempfile
 import threading
 import zipfile
 from collections.abc import Callable, Iterator
@@ -179,7 +180,8 @@ SET_BY_TRAINER = ("policy", "env", "policy_kwargs", "seed", "device", "tensorboa
 def check_algo_kwargs(algo: str, algo_kwargs: dict[str, Any]) -> None:
     """Raise naming any key of ``algo_kwargs`` that ``algo``'s constructor does not take
     publicly or that the trainer sets itself (:data:`SET_BY_TRAINER`), or a common numeric
-    setting out of range: ``n_steps``, ``batch_size``, ``n_epochs`` ints >= 1;
+    setting out of range: ``n_steps``, ``n_epochs`` ints >= 1, ``batch_size`` >= 2 (PPO's
+    advantage normalisation needs two samples);
     ``learning_rate``, ``clip_range`` > 0 (or a schedule); ``gamma``, ``gae_lambda`` in
     [0, 1]; ``ent_coef``, ``vf_coef``, ``max_grad_norm`` >= 0."""
     parameters = inspect.signature(algorithm_class(algo)).parameters
@@ -193,7 +195,7 @@ def check_algo_kwargs(algo: str, algo_kwargs: dict[str, Any]) -> None:
     for name, value in algo_kwargs.items():
         label = f"algo_kwargs[{name!r}]"
         if name in _INT_KWARGS:
-            require_int(label, value, 1)
+            require_int(label, value, 2 if name == "batch_size" else 1)
         elif name in SCHEDULED and not (isinstance(value, str) or callable(value)):
             require_number(label, value, 0.0, low_open=True)
         elif name in _UNIT_KWARGS:
@@ -325,27 +327,25 @@ def prepare_run_dir(out: str | Path, *, resume: bool = False, overwrite: bool = 
     if resume and overwrite:
         raise ValueError("--resume continues the run in --out and --overwrite deletes it: pick one")
     out = Path(out)
+    if resume and not (out / "config.json").is_file():
+        raise FileNotFoundError(f"nothing to resume in {out}: it has no config.json")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out / ".write-test") as probe:
-            probe.write_bytes(b"")
-        (out / ".write-test").unlink()
+        with tempfile.TemporaryFile(dir=out):
+            pass
     except OSError as error:
         raise PermissionError(
             f"cannot write the run directory {out}: {error.strerror or error}"
         ) from error
-    present = sorted(path.name for path in out.iterdir())
     if resume:
-        if "config.json" not in present:
-            raise FileNotFoundError(f"nothing to resume in {out}: it has no config.json")
         return out
+    present = sorted(path.name for path in out.iterdir())
     if not present:
         return out
     if not overwrite:
         raise FileExistsError(
-            f"{out} already holds a run ({', '.join(present[:4])}"
-            f"{', ...' if len(present) > 4 else ''}); pass --resume to continue it or "
-            "--overwrite to replace it"
+            f"{out} is not empty ({', '.join(present[:4])}{', ...' if len(present) > 4 else ''}"
+            "); pass --resume to continue the run in it or --overwrite to replace that run"
         )
     foreign = [name for name in present if name not in RUN_FILES and not _stray_temporary(name)]
     if foreign:
