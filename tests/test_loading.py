@@ -459,6 +459,42 @@ def test_evaluate_cli_on_another_maze_size(free_maze_dir, maze_dir, capsys):
     assert "position" in error
 
 
+@pytest.mark.parametrize("suffix", [".gif", ".png"])
+def test_evaluate_cli_renders_the_first_episode(maze_dir, sudoku_dir, tmp_path, capsys, suffix):
+    from PIL import Image
+
+    for directory in (maze_dir, sudoku_dir):
+        path = tmp_path / f"{directory.name}{suffix}"
+        argv = ["evaluate", str(directory), "--episodes", "1", "--render", str(path)]
+        assert main(argv) == 0
+        steps = int(capsys.readouterr().out.split("episode, ")[1].split(" steps")[0])
+        with Image.open(path) as image:
+            frame = gym.make(
+                json.loads((directory / "config.json").read_text())["env_id"],
+                render_mode="rgb_array",
+            )
+            frame.reset(seed=0)
+            height, width = frame.render().shape[:2]
+            if suffix == ".gif":
+                durations = []
+                for index in range(image.n_frames):
+                    image.seek(index)
+                    durations.append(image.info["duration"])
+                assert sum(durations) == 200 * (steps + 1) and image.size == (width, height)
+            else:
+                shown = min(steps + 1, 40)
+                columns = min(10, shown)
+                rows = -(-shown // columns)
+                assert image.size == (columns * (width + 4) - 4, rows * (height + 4) - 4)
+
+
+def test_evaluate_cli_refuses_a_bad_render_path(maze_dir, tmp_path, capsys):
+    assert main(["evaluate", str(maze_dir), "--render", str(tmp_path / "x.mp4")]) == 2
+    assert capsys.readouterr().err.startswith("trm-rl: error: --render must end in .gif or .png")
+    assert main(["evaluate", str(maze_dir), "--render", str(tmp_path / "no" / "x.gif")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
 def test_evaluate_cli_refuses_a_controller(controller_dir, capsys):
     assert main(["evaluate", str(controller_dir)]) == 2
     assert "control analyze" in capsys.readouterr().err

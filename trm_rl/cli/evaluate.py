@@ -1,9 +1,23 @@
-"""``trm-rl evaluate SOURCE``: held-out success rate, mean return and maze path ratio."""
+"""``trm-rl evaluate SOURCE``: held-out success rate, mean return and maze path ratio, and
+optionally a picture of one episode (``--render``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RENDER_SUFFIXES = (".gif", ".png")
+STRIP_MAX_FRAMES = 40
+"""A PNG strip shows at most this many frames (evenly spaced, first and last included)."""
+STRIP_COLUMNS = 10
+STRIP_GAP = 4
+"""White pixels between the frames of a PNG strip."""
+GIF_FRAME_MS = 200
 
 
 def _json_object(text: str) -> dict:
@@ -57,7 +71,70 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--stochastic", action="store_true", help="sample actions instead of greedy ones"
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--render",
+        metavar="PATH",
+        type=Path,
+        default=None,
+        help="also save the first held-out episode as an animation (PATH.gif) or a strip of "
+        f"frames (PATH.png, at most {STRIP_MAX_FRAMES}, {STRIP_COLUMNS} per row)",
+    )
     parser.set_defaults(func=run)
+
+
+def _check_render_path(path: Path) -> None:
+    if path.suffix.lower() not in RENDER_SUFFIXES:
+        raise ValueError(f"--render must end in {' or '.join(RENDER_SUFFIXES)}, got {path}")
+    if not path.parent.resolve().is_dir():
+        raise FileNotFoundError(f"--render: folder {path.parent} does not exist")
+
+
+def render_episode(
+    agent: Any,
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    seed: int,
+    path: Path,
+    deterministic: bool = True,
+) -> int:
+    """Play the first held-out episode of an evaluation with ``seed`` (the same maze or
+    puzzle as :func:`~trm_rl.agents.evaluation.evaluate`'s first) with
+    ``render_mode="rgb_array"`` and save its frames to ``path``: a GIF animation, or a PNG
+    strip. Returns the number of steps."""
+    import gymnasium as gym
+    from PIL import Image
+
+    from trm_rl.agents.evaluation import evaluation_seed
+
+    env = gym.make(env_id, render_mode="rgb_array", **env_kwargs)
+    obs, _ = env.reset(seed=evaluation_seed(seed, 0))
+    masked = hasattr(env.unwrapped, "action_masks")
+    frames = [env.render()]
+    done = False
+    while not done:
+        masks = env.unwrapped.action_masks() if masked else None
+        action, _ = agent.predict(obs, deterministic=deterministic, action_masks=masks)
+        obs, _, terminated, truncated, _ = env.step(action)
+        frames.append(env.render())
+        done = terminated or truncated
+    env.close()
+    if path.suffix.lower() == ".gif":
+        images = [Image.fromarray(frame) for frame in frames]
+        images[0].save(path, save_all=True, append_images=images[1:], duration=GIF_FRAME_MS, loop=0)
+    else:
+        picked = np.unique(np.linspace(0, len(frames) - 1, STRIP_MAX_FRAMES).round().astype(int))
+        shown = [frames[i] for i in picked]
+        columns = min(STRIP_COLUMNS, len(shown))
+        rows = math.ceil(len(shown) / columns)
+        height, width = shown[0].shape[:2]
+        step_y, step_x = height + STRIP_GAP, width + STRIP_GAP
+        strip = np.full((rows * step_y - STRIP_GAP, columns * step_x - STRIP_GAP, 3), 255, np.uint8)
+        for index, frame in enumerate(shown):
+            row, column = divmod(index, columns)
+            top, left = row * step_y, column * step_x
+            strip[top : top + height, left : left + width] = frame
+        Image.fromarray(strip).save(path)
+    return len(frames) - 1
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
     from trm_rl.agents.evaluation import evaluate
     from trm_rl.agents.loading import load_agent
 
+    if args.render is not None:
+        _check_render_path(args.render)
     cycles = {"h_cycles": args.h_cycles, "l_cycles": args.l_cycles}
     agent = load_agent(args.source, **cycles)
     if not hasattr(agent, "predict"):
@@ -89,8 +168,17 @@ def run(args: argparse.Namespace) -> int:
         env_kwargs=env_kwargs,
         deterministic=not args.stochastic,
     )
+    rendered = None
+    if args.render is not None:
+        steps = render_episode(
+            agent, env_id, env_kwargs, args.seed, args.render, not args.stochastic
+        )
+        rendered = f"saved {args.render} (first held-out episode, {steps} steps)"
     if args.json:
-        print(json.dumps({"env_id": env_id, "env_kwargs": env_kwargs, **result.to_dict()}))
+        record = {"env_id": env_id, "env_kwargs": env_kwargs, **result.to_dict()}
+        if args.render is not None:
+            record["render"] = str(args.render)
+        print(json.dumps(record))
         return 0
     print(
         f"{env_id} {json.dumps(env_kwargs)}: {result.episodes} held-out episodes (seed {args.seed})"
@@ -100,4 +188,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"  mean length   {result.mean_length:.1f}")
     if result.path_ratio is not None:
         print(f"  path / BFS    {result.path_ratio:.3f} (successful episodes)")
+    if rendered is not None:
+        print(rendered)
     return 0
