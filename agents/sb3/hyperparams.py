@@ -93,6 +93,21 @@ RECIPES: dict[str, Recipe] = {
         ppo={**_GRID_PPO, "gamma": 0.0, "learning_rate": "lin_1e-3"},
         trm={"mixer": "peers", "h_cycles": 1, "l_cycles": 1, "token_actions": True},
     ),
+    # 9x9: the 4x4 settings, wider tokens for 9 candidate digits, and two cycles (four
+    # peer hops): a hidden single needs two (a cell's candidates, then a count over its
+    # row, column or box). Chosen by that argument, not yet by a cycle ablation.
+    "TRM-Sudoku-9x9-v0": Recipe(
+        algo="maskable-ppo",
+        n_envs=16,
+        ppo={**_GRID_PPO, "gamma": 0.0, "learning_rate": "lin_1e-3"},
+        trm={
+            "mixer": "peers",
+            "hidden_dim": 64,
+            "h_cycles": 2,
+            "l_cycles": 1,
+            "token_actions": True,
+        },
+    ),
     "TRM-VanDerPol-v0": Recipe(n_envs=8, trm={"h_cycles": 2, "l_cycles": 2}),
 }
 """Recommended settings of the registered TRM environments."""
