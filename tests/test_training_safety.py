@@ -192,6 +192,7 @@ def test_a_huge_learning_rate_stops_with_one_clear_error(tmp_path, capsys):
 def test_finite_check_passes_a_healthy_model():
     model = train(tiny_config(ROLLOUT))
     guard = FiniteCheckCallback()
+    assert guard.problem() is None  # not started
     guard.init_callback(model)
     assert guard.problem() is None
 

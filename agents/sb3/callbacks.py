@@ -66,8 +66,7 @@ class TRMDiagnosticsCallback(BaseCallback):
 
     def __init__(self, samples: int = 256, verbose: int = 0) -> None:
         super().__init__(verbose)
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-            raise ValueError(f"samples must be an int >= 1, got {samples!r}")
+        require_int("samples", samples, 1)
         self.samples = samples
 
     def _on_training_start(self) -> None:
@@ -115,7 +114,10 @@ class FiniteCheckCallback(BaseCallback):
             raise TrainingDiverged(problem)
 
     def problem(self, during_update: bool = False) -> str | None:
-        """What is not finite (a message naming the step and the losses), or ``None``."""
+        """What is not finite (a message naming the step and the losses), or ``None`` (also
+        before training started)."""
+        if getattr(self, "model", None) is None:
+            return None
         step = self.model.num_timesteps
         losses = {
             key: value
@@ -123,7 +125,7 @@ class FiniteCheckCallback(BaseCallback):
             if key.startswith("train/") and "loss" in key
         }
         shown = ", ".join(f"{key}={value:.4g}" for key, value in sorted(losses.items()))
-        advice = "lower the learning rate (or max_grad_norm) and start again"
+        advice = "start again with a lower learning rate"
         when = "during the update after" if during_update else "at"
         for key, value in sorted(losses.items()):
             if not np.isfinite(value):

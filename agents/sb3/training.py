@@ -58,6 +58,16 @@ DEFAULT_CHECKPOINT_EVERY = 25_000
 at or after each interval)."""
 CHECKPOINT_MEMBER = "trm_rl_checkpoint.json"
 """The member of ``model.zip`` with the counters and RNG states a resumed run restores."""
+CHECKPOINT_KEYS = (
+    "num_timesteps",
+    "n_updates",
+    "episode_num",
+    "torch_rng",
+    "numpy_rng",
+    "python_rng",
+    "env_rngs",
+)
+"""The fields of :data:`CHECKPOINT_MEMBER` (see :func:`checkpoint_state`)."""
 RUN_FILES = ("config.json", "model.zip", "tb", "model.pt", "checkpoint.pt", "checkpoint.pt.tmp")
 """What ``trm-rl train`` writes into a run directory (SB3 and REINFORCE runs); ``overwrite``
 deletes these (and stray ``.*.tmp*`` files of interrupted atomic writes) and nothing else."""
@@ -452,7 +462,12 @@ def load_checkpoint(model: BaseAlgorithm, path: str | Path) -> int:
     global torch (CPU), numpy and Python RNG states, and each training env's ``np_random``
     (in-process envs, e.g. ``DummyVecEnv``). Not restored: the episodes in progress (every
     env starts a new one, drawn from its restored RNG), the partial rollout of an
-    interruption (retaken), the ``rollout/`` episode statistics window, CUDA RNG states.
+    interruption (retaken), the ``rollout/`` episode statistics window, CUDA RNG states;
+    so a resumed run is a faithful continuation, not a bit-identical replay.
+
+    Raises:
+        FileNotFoundError: no ``path``.
+        ValueError: ``path`` is not a zip with a complete :data:`CHECKPOINT_MEMBER`.
     """
     path = Path(path)
     if not path.is_file():
@@ -469,6 +484,9 @@ def load_checkpoint(model: BaseAlgorithm, path: str | Path) -> int:
                     "checkpoints), so it cannot be resumed; pass --overwrite to start afresh"
                 )
             state = json.loads(archive.read(CHECKPOINT_MEMBER))
+            missing = [key for key in CHECKPOINT_KEYS if key not in state]
+            if missing:
+                raise ValueError(f"{path}: {CHECKPOINT_MEMBER} lacks {missing}")
             weights = _load_tensors(archive, "policy.pth", model.device)
             optimizer = _load_tensors(archive, "policy.optimizer.pth", model.device)
     except zipfile.BadZipFile as error:
