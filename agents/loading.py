@@ -337,15 +337,34 @@ class _SpacesEnv(gym.Env):
         raise RuntimeError("a loaded agent's placeholder env cannot be stepped")
 
 
-def env_spaces(config: dict[str, Any]) -> tuple[spaces.Space, spaces.Space]:
-    """The observation and action spaces of ``gym.make(env_id, **env_kwargs)``."""
+def env_spaces(config: dict[str, Any], source: str | Path) -> tuple[spaces.Space, spaces.Space]:
+    """The observation and action spaces of ``gym.make(env_id, **env_kwargs)`` for the
+    ``config.json`` read from ``source`` (named in the ``ValueError`` if the env cannot be
+    made)."""
     import trm_rl.envs  # noqa: F401  (registers the TRM-* ids)
 
-    env = gym.make(config["env_id"], **(config.get("env_kwargs") or {}))
+    try:
+        env = gym.make(config["env_id"], **(config.get("env_kwargs") or {}))
+    except (gym.error.Error, TypeError, ValueError) as error:
+        raise ValueError(
+            f"{source}: cannot make env {config['env_id']!r} with env_kwargs "
+            f"{config.get('env_kwargs')!r} ({error})"
+        ) from error
     try:
         return env.observation_space, env.action_space
     finally:
         env.close()
+
+
+def weights_path(directory: Path, config: dict[str, Any], default: str) -> Path:
+    """The weights file: ``config.json``'s ``"weights"`` (a file name in ``directory``, as
+    packaged policies have) or ``default``."""
+    name = config.get("weights", default)
+    if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+        raise ValueError(
+            f"{directory / CONFIG_FILE}: 'weights' must be a file name in that folder, got {name!r}"
+        )
+    return directory / name
 
 
 def _build_sb3(
@@ -354,26 +373,29 @@ def _build_sb3(
     action_space: spaces.Space,
     cycles: dict[str, int],
     device: str,
+    source: Path,
 ) -> BaseAlgorithm:
-    """An untrained SB3 model as ``config.json`` describes it, for the given spaces."""
+    """An untrained SB3 model as the ``config.json`` read from ``source`` describes it, for
+    the given spaces."""
     from trm_rl.agents.sb3.training import TrainConfig, make_model
 
+    if cycles and config.get("policy") != "trm":
+        raise ValueError(
+            f"h_cycles/l_cycles apply to TRM policies; this agent's policy is "
+            f"{config.get('policy')!r}"
+        )
     names = {f.name for f in fields(TrainConfig)}
-    train_config = TrainConfig(**{k: v for k, v in config.items() if k in names})
-    if cycles:
-        if train_config.policy != "trm":
-            raise ValueError(
-                f"h_cycles/l_cycles apply to TRM policies; this agent's policy is "
-                f"{train_config.policy!r}"
-            )
-        policy_kwargs = {**train_config.policy_kwargs, **cycles}
-        train_config = replace(train_config, policy_kwargs=policy_kwargs)
-    train_config = replace(train_config, device=device)
-    env = DummyVecEnv(
-        [lambda: _SpacesEnv(observation_space, action_space)] * train_config.resolved_n_envs
-    )
-    with torch.random.fork_rng(devices=[]):
-        return make_model(train_config, env)
+    settings = {k: v for k, v in config.items() if k in names}
+    settings["policy_kwargs"] = {**(config.get("policy_kwargs") or {}), **cycles}
+    try:
+        train_config = TrainConfig(**{**settings, "device": device})
+        env = DummyVecEnv(
+            [lambda: _SpacesEnv(observation_space, action_space)] * train_config.resolved_n_envs
+        )
+        with torch.random.fork_rng(devices=[]):
+            return make_model(train_config, env)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{source}: cannot build the model it describes ({error})") from error
 
 
 def _load_sb3(
@@ -386,21 +408,21 @@ def _load_sb3(
 ) -> SB3Agent:
     from trm_rl.agents.sb3.training import algorithm_class
 
-    weights = config.get("weights")
-    path = directory / (weights or SB3_WEIGHTS)
+    packaged = "weights" in config
+    path = weights_path(directory, config, SB3_WEIGHTS)
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found (the agent's weights)")
-    if trusted and weights is None:
+    if trusted and not packaged:
         full = algorithm_class(config["algo"]).load(path, device=device)
         if not cycles and observation_space is None:
             return SB3Agent(full, config)
         state_dict = full.policy.state_dict()
     else:
-        state_dict = safe_torch_load(path, None if weights else SB3_POLICY_MEMBER)
-    saved_spaces = env_spaces(config)
-    model = _build_sb3(
-        config, observation_space or saved_spaces[0], saved_spaces[1], cycles, device
-    )
+        state_dict = safe_torch_load(path, None if packaged else SB3_POLICY_MEMBER)
+    source = directory / CONFIG_FILE
+    saved_observation_space, action_space = env_spaces(config, source)
+    space = observation_space or saved_observation_space
+    model = _build_sb3(config, space, action_space, cycles, device, source)
     load_state_dict_checked(model.policy, state_dict, str(path))
     return SB3Agent(model, config)
 
@@ -419,10 +441,10 @@ def _load_controller(
             "observation_space does not apply to a recursive controller (it plans from "
             "(state, target) pairs)"
         )
-    path = directory / config.get("weights", TORCH_WEIGHTS)
+    path = weights_path(directory, config, TORCH_WEIGHTS)
     try:
         model_config = replace(ControlModelConfig(**config["model"]), **cycles)
-    except TypeError as error:
+    except (TypeError, ValueError) as error:
         raise ValueError(f"{directory / CONFIG_FILE}: bad 'model' settings ({error})") from error
     model = RecursiveControlModel(model_config)
     load_state_dict_checked(model, safe_torch_load(path), str(path))

@@ -553,6 +553,13 @@ def test_missing_model_zip_is_named(maze_dir, tmp_path, capsys):
         ('{"env_id": "TRM-Maze-v0"}', ValueError, r"config\.json has no 'algo'"),
         ('{"algo": "ppo"}', ValueError, r"config\.json has no 'env_id'"),
         ('{"algo": "dqn", "env_id": "TRM-Maze-v0"}', ValueError, "'algo' must be one of"),
+        ('{"algo": "ppo", "env_id": "Nope-v9"}', ValueError, "cannot make env 'Nope-v9'"),
+        ('{"algo": "ppo", "env_id": "TRM-Maze-v0", "seed": -1}', ValueError, "cannot build"),
+        (
+            '{"algo": "ppo", "env_id": "TRM-Maze-v0", "weights": "../x.pt"}',
+            ValueError,
+            "'weights' must be a file name",
+        ),
     ],
 )
 def test_bad_config_json_is_named(maze_dir, tmp_path, capsys, text, error, match):
@@ -564,6 +571,15 @@ def test_bad_config_json_is_named(maze_dir, tmp_path, capsys, text, error, match
     message = capsys.readouterr().err
     assert message.startswith("trm-rl: error: ") and message.count("\n") == 1
     assert str(agent_dir / "config.json") in message
+
+
+def test_reinforce_config_without_a_policy_is_named(reinforce_dir, tmp_path):
+    agent_dir = copy_dir(reinforce_dir, tmp_path / "agent")
+    config = json.loads((agent_dir / "config.json").read_text())
+    del config["policy"]
+    (agent_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"config\.json: cannot build the policy.*'policy'"):
+        load_agent(agent_dir)
 
 
 def test_missing_config_json_is_named(tmp_path, capsys):

@@ -35,6 +35,7 @@ from trm_rl.agents.loading import (
     load_state_dict_checked,
     read_config,
     safe_torch_load,
+    weights_path,
 )
 from trm_rl.agents.network import TRMNetwork, parameter_count
 from trm_rl.atomic import atomic_path, atomic_write_text
@@ -298,31 +299,35 @@ class ReinforceAgent:
                 f'{directory / CONFIG_FILE} has algo={config.get("algo")!r}, not "reinforce"'
             )
         cycles = cycle_overrides(h_cycles, l_cycles)
-        weights = config.get("weights")
-        path = directory / (weights or MODEL_FILE)
-        if trusted and weights is None:
+        packaged = "weights" in config
+        path = weights_path(directory, config, MODEL_FILE)
+        if trusted and not packaged:
             if not path.is_file():
                 raise FileNotFoundError(f"{path} not found (the agent's weights)")
             payload = torch.load(path, map_location="cpu", weights_only=False)
         else:
             payload = safe_torch_load(path)
-        is_payload = weights is None and isinstance(payload, dict) and "state_dict" in payload
+        is_payload = not packaged and isinstance(payload, dict) and "state_dict" in payload
         state_dict = payload["state_dict"] if is_payload else payload
-        trm = None
-        if config["trm"] is not None:
-            trm = replace(TRMConfig(**config["trm"]), **cycles)
-        elif cycles:
+        if config.get("trm") is None and cycles:
             raise ValueError("h_cycles/l_cycles apply to TRM policies; this agent is the MLP")
-        saved_observation_space, action_space = env_spaces(config)
+        source = directory / CONFIG_FILE
+        saved_observation_space, action_space = env_spaces(config, source)
         observation_space = observation_space or saved_observation_space
-        policy = build_policy(
-            observation_space,
-            action_space,
-            config["policy"],
-            trm,
-            config.get("mlp_hidden"),
-            config.get("focus_channel"),
-        )
+        try:
+            trm = None if config["trm"] is None else replace(TRMConfig(**config["trm"]), **cycles)
+            policy = build_policy(
+                observation_space,
+                action_space,
+                config["policy"],
+                trm,
+                config.get("mlp_hidden"),
+                config.get("focus_channel"),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(
+                f"{source}: cannot build the policy it describes ({error!r})"
+            ) from error
         load_state_dict_checked(policy, state_dict, str(path))
         policy.to(get_device(device)).eval()
         return cls(policy, observation_space, action_space, config)
