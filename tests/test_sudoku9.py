@@ -407,6 +407,8 @@ def test_solver_helpers():
     assert count_solutions(several_solutions(), limit=10) >= 2
     with pytest.raises(ValueError, match="limit"):
         count_solutions(empty, limit=0)
+    with pytest.raises(TypeError, match="limit"):
+        count_solutions(empty, limit=True)
 
 
 def test_ansi_render_marks_placed_digits():
