@@ -7,12 +7,13 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,cluster]"
 	touch $@
 
 .PHONY: bench test lint
+# Writes bench-runs/quick/ (git-ignored); run again to continue an interrupted run.
 bench: $(VENV)/.installed
-	$(VENV)/bin/trm-rl bench --quick --seed 0
+	$(VENV)/bin/trm-rl bench --preset quick --resume
 
 test: $(VENV)/.installed
 	$(PY) -m pytest

@@ -37,9 +37,11 @@ class TrainingStarts(VecEnvWrapper):
 
 
 class HeldOutCurve(BaseCallback):
-    """Evaluates on held-out episodes every ``every`` steps; keeps the training wall time
-    (evaluation excluded) for the steps/s figure. ``on_point``, if given, receives the curve
-    so far after every evaluation (e.g. to save partial results)."""
+    """Evaluates on held-out episodes every ``every`` steps; keeps the training wall and
+    process CPU time (evaluation excluded) for the steps/s figures. Each curve point holds
+    ``timesteps``, the training seconds so far (``train_seconds``) and the evaluation's
+    fields. ``on_point``, if given, receives the curve so far after every evaluation (e.g. to
+    save partial results)."""
 
     def __init__(
         self,
@@ -55,15 +57,28 @@ class HeldOutCurve(BaseCallback):
         self.on_point = on_point
         self.points: list[dict[str, Any]] = []
         self.train_seconds = 0.0
+        self.train_cpu_seconds = 0.0
+
+    def _start_clocks(self) -> None:
+        self._clock = time.perf_counter()
+        self._cpu_clock = time.process_time()
+
+    def _stop_clocks(self) -> None:
+        self.train_seconds += time.perf_counter() - self._clock
+        self.train_cpu_seconds += time.process_time() - self._cpu_clock
 
     def _on_training_start(self) -> None:
         self._next = self.every
-        self._clock = time.perf_counter()
+        self._start_clocks()
 
     def _on_step(self) -> bool:
         if self.num_timesteps >= self._next:
-            self.train_seconds += time.perf_counter() - self._clock
-            point = {"timesteps": self.num_timesteps, **self.evaluate_now()}
+            self._stop_clocks()
+            point = {
+                "timesteps": self.num_timesteps,
+                "train_seconds": self.train_seconds,
+                **self.evaluate_now(),
+            }
             self.points.append(point)
             print(
                 f"{self.label} @ {self.num_timesteps}: success {point['success_rate']:.3f}, "
@@ -73,8 +88,8 @@ class HeldOutCurve(BaseCallback):
             if self.on_point is not None:
                 self.on_point(self.points)
             self._next += self.every
-            self._clock = time.perf_counter()
+            self._start_clocks()
         return True
 
     def _on_training_end(self) -> None:
-        self.train_seconds += time.perf_counter() - self._clock
+        self._stop_clocks()

@@ -2,9 +2,28 @@
 agent x env x algorithm x seed.
 
 Each job trains (or, for the ``random`` and ``solver`` references, only evaluates) one agent
-and returns one results row, so any executor can run the list: ``concurrent.futures``
-locally (``trm-rl bench``), or Ray / a cluster scheduler through ``trm-rl bench
---write-jobs jobs.json`` and ``python -m trm_rl.benchmarks.runner JOB.json OUT.json``.
+and returns one results row, so any executor can run the list: a process pool or Ray
+(``trm-rl bench --executor process|ray``), or a cluster scheduler through ``trm-rl bench
+--write-jobs jobs.json`` and ``python -m trm_rl.benchmarks.runner jobs.json INDEX ROW.json``.
+Held-out evaluation uses the reset seeds of :func:`trm_rl.agents.evaluation.evaluation_seed`
+(disjoint from every training seed).
+
+The learners, all trained with the env's recipe (:mod:`trm_rl.agents.sb3.hyperparams`) and the
+same algorithm settings:
+
+===============  ==============================================================================
+``trm-k1``       TRMPolicy, one cycle (H=1, L=1): the same parameters as ``trm-k3``, a
+                 fraction of its compute (the value of recursion)
+``trm-k3``       TRMPolicy, H=3 and the recipe's L
+``trm-k5``       TRMPolicy, H=5 and the recipe's L
+``unshared-k3``  ``trm-k3``'s schedule with a separate block stack at each of its
+                 ``H * (L + 1)`` applications (same compute, no weight sharing)
+``cnn``          SB3 policy on :class:`~trm_rl.agents.sb3.cnn.GridResNet`, a small ResNet
+                 (grid envs only; Sudoku as a one-hot board image)
+``mlp``          MlpPolicy, two hidden layers per head, the smallest width with at least
+                 ``trm-k3``'s parameters
+``mlp-sb3``      SB3's default MlpPolicy (64, 64)
+===============  ==============================================================================
 """
 
 from __future__ import annotations
@@ -12,17 +31,37 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
+from typing import Any
 
-LEARNERS = {"trm-k3": 3, "trm-k5": 5, "mlp": None}
-"""Trained agents and their H-cycles (``None``: SB3's MlpPolicy, parameter-matched)."""
+LEARNERS = ("trm-k1", "trm-k3", "trm-k5", "unshared-k3", "cnn", "mlp", "mlp-sb3")
+"""Trained agents (see the module docstring)."""
 REFERENCES = ("random", "solver")
 """Untrained floor and ceiling: uniform random valid actions, and an exact solver (BFS for
 mazes, backtracking for Sudoku)."""
+AGENTS = (*LEARNERS, *REFERENCES)
 ALGOS = ("ppo", "reinforce")
-EVAL_SEED_OFFSET = 1_000_000
-"""Evaluation episodes use reset seeds from here on, disjoint from every training seed."""
+TRM_SETTINGS: dict[str, dict[str, Any]] = {
+    "trm-k1": {"h_cycles": 1, "l_cycles": 1},
+    "trm-k3": {"h_cycles": 3},
+    "trm-k5": {"h_cycles": 5},
+    "unshared-k3": {"h_cycles": 3, "shared_weights": False},
+}
+"""TRMPolicy overrides of the env recipe's settings, per TRM learner."""
+REINFORCE_AGENTS = ("trm-k1", "trm-k3", "trm-k5", "mlp")
+"""The learners the REINFORCE trainer builds (it has no unshared, CNN or SB3-default policy)."""
+
+MEASURED_STEPS_PER_S: dict[str, dict[str, float]] = {}
+"""PPO training env steps per CPU second (one torch thread), per env and learner, with the
+``standard`` preset's settings: the rows' ``cpu_steps_per_s`` of ``trm-rl bench --preset
+standard --seeds 1 --timesteps 8192 --eval-episodes 10 --curve-points 1 --workers 1``. Wall
+time on an idle core is about the same; on a shared machine it is longer."""
+DEFAULT_STEPS_PER_S = 300.0
+"""Assumed speed of a learner on an env missing from :data:`MEASURED_STEPS_PER_S`."""
+REFERENCE_SECONDS_PER_EPISODE = 0.01
+"""Assumed evaluation cost of a reference agent, per episode."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +69,7 @@ class Job:
     """One benchmark run."""
 
     agent: str
-    """One of ``LEARNERS`` or ``REFERENCES``."""
+    """One of :data:`AGENTS`."""
     env_id: str
     """Registered Gymnasium id."""
     algo: str
@@ -40,22 +79,58 @@ class Job:
     timesteps: int
     """Env-step budget (the same for every learner on an env)."""
     eval_episodes: int
-    """Held-out evaluation episodes (reset seeds ``EVAL_SEED_OFFSET + i``)."""
+    """Held-out evaluation episodes (evaluation seed 0)."""
     curve_points: int = 5
     """Evaluations during training, for the learning curve (0: only the final one)."""
+    algo_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the env recipe's algorithm settings, the same for every learner on the
+    env (e.g. ``{"n_epochs": 2}``)."""
 
     @property
     def name(self) -> str:
         return f"{self.env_id}__{self.algo}__{self.agent}__s{self.seed}"
 
     @property
-    def relative_cost(self) -> float:
-        """A rough CPU cost, for scheduling the longest jobs first: env steps times H-cycles
-        for TRM learners, a tenth of the steps for the MLP, nothing for the references."""
+    def estimated_seconds(self) -> float:
+        """Estimated single-thread CPU seconds: training steps over :func:`steps_per_s`
+        (evaluation not counted for learners); for references, the evaluation episodes."""
         if self.agent in REFERENCES:
-            return 0.0
-        h_cycles = LEARNERS[self.agent]
-        return self.timesteps * (0.1 if h_cycles is None else h_cycles)
+            return self.eval_episodes * REFERENCE_SECONDS_PER_EPISODE
+        return self.timesteps / steps_per_s(self.env_id, self.agent)
+
+
+def steps_per_s(env_id: str, agent: str) -> float:
+    """Measured training speed of ``agent`` on ``env_id`` (:data:`MEASURED_STEPS_PER_S`), or
+    :data:`DEFAULT_STEPS_PER_S`."""
+    return MEASURED_STEPS_PER_S.get(env_id, {}).get(agent, DEFAULT_STEPS_PER_S)
+
+
+@cache
+def _is_grid(env_id: str) -> bool:
+    import gymnasium as gym
+
+    import trm_rl.envs  # noqa: F401  (registers the TRM-* ids)
+    from trm_rl.agents.sb3.cnn import grid_image_shape
+
+    env = gym.make(env_id)
+    try:
+        grid_image_shape(env.observation_space)
+    except TypeError:
+        return False
+    finally:
+        env.close()
+    return True
+
+
+def applies(agent: str, env_id: str, algo: str) -> bool:
+    """Whether ``agent`` runs on ``env_id`` with ``algo``: ``cnn`` needs grid observations,
+    the exact ``solver`` exists for mazes and Sudoku only, REINFORCE builds only
+    :data:`REINFORCE_AGENTS`."""
+    if agent == "cnn" and not _is_grid(env_id):
+        return False
+    if agent == "solver" and not ("Maze" in env_id or "Sudoku" in env_id):
+        return False
+    return not (algo == "reinforce" and agent not in REINFORCE_AGENTS)
 
 
 def algo_for(env_id: str, algo: str) -> str:
@@ -70,32 +145,40 @@ def build_jobs(
     seeds: Iterable[int],
     eval_episodes: int,
     curve_points: int = 5,
+    env_algo_kwargs: Mapping[str, dict[str, Any]] | None = None,
 ) -> list[Job]:
-    """Every learner x env x algorithm x seed, and every reference x env x seed.
+    """Every learner x env x algorithm x seed, and every reference x env x seed, leaving out
+    the pairs that do not apply (:func:`applies`).
 
     Args:
-        agents: names from ``LEARNERS`` and ``REFERENCES``.
+        agents: names from :data:`AGENTS`.
         env_budgets: env id -> env-step budget.
-        algos: names from ``ALGOS``.
+        algos: names from :data:`ALGOS`.
         seeds: training seeds.
         eval_episodes: held-out evaluation episodes per job.
         curve_points: evaluations during training.
+        env_algo_kwargs: env id -> algorithm overrides for every PPO learner on that env.
     """
     agents, algos, seeds = list(agents), list(algos), list(seeds)
-    unknown = [a for a in agents if a not in LEARNERS and a not in REFERENCES]
+    unknown = [a for a in agents if a not in AGENTS]
     if unknown:
-        raise ValueError(f"agents must be among {[*LEARNERS, *REFERENCES]}, got {unknown}")
+        raise ValueError(f"agents must be among {list(AGENTS)}, got {unknown}")
     bad_algos = [a for a in algos if a not in ALGOS]
     if bad_algos:
         raise ValueError(f"algos must be among {ALGOS}, got {bad_algos}")
     if not seeds:
         raise ValueError("seeds must not be empty")
+    overrides = dict(env_algo_kwargs or {})
     jobs = []
     for env_id, seed, agent in itertools.product(env_budgets, seeds, agents):
         if agent in REFERENCES:
-            jobs.append(Job(agent, env_id, "none", seed, 0, eval_episodes, 0))
+            if applies(agent, env_id, "none"):
+                jobs.append(Job(agent, env_id, "none", seed, 0, eval_episodes, 0))
             continue
         for algo in algos:
+            if not applies(agent, env_id, algo):
+                continue
+            kwargs = dict(overrides.get(env_id, {})) if algo == "ppo" else {}
             jobs.append(
                 Job(
                     agent,
@@ -105,6 +188,7 @@ def build_jobs(
                     env_budgets[env_id],
                     eval_episodes,
                     curve_points,
+                    kwargs,
                 )
             )
     return jobs

@@ -5,7 +5,8 @@ hyperparameters (the env's recipe in :mod:`trm_rl.agents.sb3.hyperparams`), over
 Every ``timesteps / curve_points`` steps the agent plays ``--eval-episodes`` held-out
 episodes (reset seeds from :mod:`trm_rl.agents.evaluation`, deterministic actions); layouts
 whose first observation also started a training episode are skipped, so every evaluated
-maze/puzzle is unseen.
+maze/puzzle is unseen. The loop is the benchmark's
+(:func:`trm_rl.benchmarks.runner.train_and_evaluate`).
 
 Run: ``python -m trm_rl.benchmarks.policy_learning --env TRM-Maze-v0 --timesteps 300000
 --seed 0 --n-seeds 3`` -> ``benchmarks/results/policy_learning_<env>.json`` (rewritten after
@@ -26,17 +27,9 @@ from typing import Any
 
 import torch
 
-from trm_rl.agents.evaluation import evaluate
-from trm_rl.agents.loading import SB3Agent
 from trm_rl.agents.network import parameter_count
-from trm_rl.agents.sb3.training import (
-    TrainConfig,
-    config_record,
-    make_env,
-    make_model,
-    matched_mlp_config,
-)
-from trm_rl.benchmarks.held_out import HeldOutCurve, TrainingStarts, fingerprint
+from trm_rl.agents.sb3.training import TrainConfig, config_record, make_model, matched_mlp_config
+from trm_rl.benchmarks.runner import train_and_evaluate
 from trm_rl.benchmarks.stats import summarize
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -52,47 +45,38 @@ def run_one(
     args: argparse.Namespace,
     on_point: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Train ``config`` (the agent ``policy``) with the held-out curve; its results row.
-    ``on_point`` receives a partial row (``"partial": True``, the curve so far) after every
-    held-out evaluation."""
-    env = TrainingStarts(make_env(config))
-    model = make_model(config, env)
-    agent = SB3Agent(model)
-
-    def held_out() -> dict[str, Any]:
-        result = evaluate(
-            agent,
-            config.env_id,
-            episodes=args.eval_episodes,
-            seed=args.eval_seed,
-            env_kwargs=config.env_kwargs,
-            skip=lambda obs: fingerprint(obs) in env.seen,
-        )
-        return result.to_dict()
-
-    every = max(1, config.timesteps // args.curve_points)
+    """Train ``config`` (the agent ``policy``) with the held-out curve
+    (:func:`trm_rl.benchmarks.runner.train_and_evaluate`); its results row. ``on_point``
+    receives a partial row (``"partial": True``, the curve so far) after every held-out
+    evaluation."""
 
     def partial(points: list[dict[str, Any]]) -> None:
         if on_point is not None:
             on_point({"policy": policy, "seed": config.seed, "partial": True, "curve": points})
 
-    curve = HeldOutCurve(every, held_out, f"{policy} seed {config.seed}", partial)
-    model.learn(config.timesteps, callback=curve)
-    final = curve.points[-1] if curve.points else held_out()
+    run = train_and_evaluate(
+        config,
+        f"{policy} seed {config.seed}",
+        args.eval_episodes,
+        args.curve_points,
+        eval_seed=args.eval_seed,
+        on_point=partial,
+    )
     if args.save_models is not None:
         directory = args.save_models / f"{policy}-seed{config.seed}"
         directory.mkdir(parents=True, exist_ok=False)
-        model.save(directory / "model.zip")
-        record = {**config_record(config, model), "command": args.command}
+        run.model.save(directory / "model.zip")
+        record = {**config_record(config, run.model), "command": args.command}
         (directory / "config.json").write_text(json.dumps(record, indent=2) + "\n")
+    final = run.final.to_dict()
     row = {
         "policy": policy,
         "seed": config.seed,
-        "params": parameter_count(model.policy),
+        "params": run.params,
         "policy_kwargs": {k: str(v) for k, v in config.resolved_policy_kwargs().items()},
-        "steps_per_s": config.timesteps / curve.train_seconds,
-        "training_layouts": len(env.seen),
-        "curve": curve.points,
+        "steps_per_s": run.steps_per_s,
+        "training_layouts": run.training_layouts,
+        "curve": run.curve,
         "final": final,
     }
     print(

@@ -1,16 +1,19 @@
 """``trm-rl bench`` end to end with a tiny budget, and its job file."""
 
 import json
+import sys
 
 import pytest
 
-from trm_rl.benchmarks.jobs import read_jobs
+from trm_rl.benchmarks import bench
+from trm_rl.benchmarks.jobs import build_jobs, read_jobs
 from trm_rl.benchmarks.report import ROW_FIELDS
 from trm_rl.cli import main
 
 TINY = [
     "bench",
-    "--quick",
+    "--preset",
+    "quick",
     "--timesteps",
     "256",
     "--seeds",
@@ -67,34 +70,114 @@ def test_quick_bench_end_to_end(tmp_path, capsys):
     assert results["meta"]["versions"]["torch"]
     assert (tmp_path / "results.md").read_text().count("| trm-k3 |") == 1
     assert (tmp_path / "curve_TRM-Maze-Fixed-v0_ppo.png").exists()
+    assert (tmp_path / "aggregate_ppo.png").exists()
+    assert f"plots in {tmp_path}: aggregate_ppo.png, curve_TRM-Maze-Fixed-v0_ppo.png" in printed
     assert "supervised recursive control" in (tmp_path / "results.md").read_text()
     assert main([*argv, "--report-only", "--control-results", str(tmp_path / "none.json")]) == 0
     assert "VanDerPol" not in (tmp_path / "results.md").read_text()
 
 
-def test_a_run_clears_old_rows_and_resume_keeps_them(tmp_path):
-    rows = tmp_path / "rows"
-    rows.mkdir()
-    stale = rows / "TRM-Maze-Fixed-v0__none__random__s0.json"
-    stale.write_text("{}")
-    argv = [*TINY, "--agents", "solver", "--out", str(tmp_path)]
+REFERENCES_ONLY = [*TINY[:-1], "TRM-Maze-Fixed-v0", "--agents", "solver", "random"]
+REFERENCES_ONLY[REFERENCES_ONLY.index("--seeds") + 1] = "2"
+
+
+def names(out):
+    return sorted(path.name for path in (out / "rows").glob("*.json"))
+
+
+@pytest.mark.slow
+def test_resume_after_an_interrupted_run_runs_only_the_missing_jobs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = list(REFERENCES_ONLY)
     assert main(argv) == 0
-    assert sorted(path.name for path in rows.glob("*.json")) == [
-        "TRM-Maze-Fixed-v0__none__solver__s0.json"
-    ]
-    kept = rows / "TRM-Maze-Fixed-v0__none__solver__s0.json"
-    kept.write_text(kept.read_text().replace('"success": 1.0', '"success": 0.5'))
+    out = tmp_path / "bench-runs" / "quick"  # the default --out, under the working directory
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench-runs"]
+    finished = names(out)
+    assert len(finished) == 4
+    kept, lost = out / "rows" / finished[0], out / "rows" / finished[1]
+    kept.write_text(kept.read_text().replace('"seed": ', '"note": "kept",\n "seed": '))
+    lost.unlink()
     assert main([*argv, "--resume"]) == 0
-    assert '"success": 0.5' in kept.read_text()
-    results = json.loads((tmp_path / "results.json").read_text())
-    assert [row["success"] for row in results["rows"]] == [0.5]
+    assert names(out) == finished
+    assert '"note": "kept"' in kept.read_text()
+    assert '"note"' not in lost.read_text()
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["rows"]) == 4
+
+
+def test_a_non_empty_out_is_refused_without_resume_or_overwrite(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main([*REFERENCES_ONLY, "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"trm-rl: error: --out {tmp_path} is not empty")
+    assert "--resume" in error and "--overwrite" in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_resume_refuses_other_settings_naming_them(tmp_path, capsys):
+    (tmp_path / "rows").mkdir()
+    (tmp_path / "rows" / "x.json").write_text("{}")
+    saved = {"preset": "quick", "env_budgets": {"TRM-Maze-Fixed-v0": 256}, "seeds": [0, 1, 2]}
+    (tmp_path / "settings.json").write_text(json.dumps(saved))
+    assert main([*REFERENCES_ONLY, "--out", str(tmp_path), "--resume"]) == 2
+    error = capsys.readouterr().err
+    assert "other settings" in error and "seeds: [0, 1, 2] there, [0, 1] now" in error
+    assert "eval_episodes" in error
+    assert (tmp_path / "rows" / "x.json").read_text() == "{}"
+
+
+def test_overwrite_deletes_only_what_a_bench_run_writes(tmp_path):
+    for name in ("rows", "tb"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "rows" / "old.json").write_text("{}")
+    (tmp_path / "curve_old.png").write_bytes(b"png")
+    (tmp_path / "notes.txt").write_text("mine")
+    bench.prepare_out(tmp_path, {name: 0 for name in bench.RUN_SETTINGS}, False, True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "settings.json"]
+
+
+def test_ray_executor_without_ray_is_a_one_line_error(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    argv = [*REFERENCES_ONLY, "--executor", "ray", "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "trm-rl: error: --executor ray needs ray, which is not installed: "
+        'pip install "trm-rl[cluster]"\n'
+    )
+    assert not (tmp_path / "run").exists()
+
+
+TIMING = ("wall_seconds", "train_seconds", "steps_per_s")
+
+
+@pytest.mark.slow
+def test_ray_runs_the_same_jobs_to_the_same_rows_as_the_process_pool(tmp_path):
+    ray = pytest.importorskip("ray")
+    jobs = build_jobs(
+        ["trm-k1", "solver", "random"], {"TRM-Maze-Fixed-v0": 256}, ["ppo"], [0], 3, 1
+    )
+    rows = {}
+    ray.init(num_cpus=2, include_dashboard=False)
+    try:
+        for executor in ("ray", "process"):
+            out = tmp_path / executor
+            found = bench.run_jobs(jobs, out, workers=2, executor=executor)
+            rows[executor] = [{k: v for k, v in r.items() if k not in TIMING} for r in found]
+            for row in rows[executor]:
+                row["curve"] = [point[:2] for point in row["curve"] or []]
+            assert names(out) == sorted(f"{job.name}.json" for job in jobs)
+    finally:
+        ray.shutdown()
+    assert rows["ray"] == rows["process"]
+    assert len(rows["ray"]) == 3
 
 
 def test_write_jobs_lists_agents_times_envs_times_seeds(tmp_path):
     path = tmp_path / "jobs.json"
     argv = [
         "bench",
-        "--quick",
+        "--preset",
+        "quick",
         "--seeds",
         "3",
         "--envs",
@@ -110,7 +193,7 @@ def test_write_jobs_lists_agents_times_envs_times_seeds(tmp_path):
 
 
 def test_bad_flags_are_one_line_errors(capsys):
-    assert main(["bench", "--quick", "--workers", "0", "--write-jobs", "/dev/null"]) == 2
+    assert main(["bench", "--workers", "0", "--write-jobs", "/dev/null"]) == 2
     assert capsys.readouterr().err == "trm-rl: error: --workers must be >= 1, got 0\n"
     with pytest.raises(ValueError, match="workers"):
-        main(["--debug", "bench", "--quick", "--workers", "0", "--write-jobs", "/dev/null"])
+        main(["--debug", "bench", "--workers", "0", "--write-jobs", "/dev/null"])

@@ -4,7 +4,15 @@ import math
 
 import pytest
 
-from trm_rl.benchmarks.stats import bootstrap_interval, iqm, summarize
+from trm_rl.benchmarks.stats import (
+    Estimate,
+    bootstrap_interval,
+    iqm,
+    iqm_interval,
+    performance_profile,
+    probability_of_improvement,
+    summarize,
+)
 
 
 def test_iqm_trims_a_quarter_from_each_end():
@@ -30,9 +38,37 @@ def test_interval_is_degenerate_for_equal_or_single_values():
     assert bootstrap_interval([0.3]) == (0.3, 0.3)
 
 
-def test_interval_is_reproducible():
-    values = [0.1, 0.5, 0.55, 0.8, 0.95]
-    assert bootstrap_interval(values) == bootstrap_interval(values)
+def test_interval_of_a_skewed_sample_matches_the_resampling_distribution():
+    # Means of 3 draws from {0, 0, 1}: 0 with probability 8/27 (> 2.5%), 1 with 1/27 (> 2.5%).
+    assert bootstrap_interval([0.0, 0.0, 1.0]) == (0.0, 1.0)
+    # From {0, 0, 0, 1}: P(mean = 1) = 1/256 < 2.5%, P(mean >= 0.75) = 13/256 > 2.5%.
+    assert bootstrap_interval([0.0, 0.0, 0.0, 1.0]) == (0.0, 0.75)
+
+
+def test_probability_of_improvement_counts_pairs_and_half_ties():
+    # Pairs (x, y): (0.9, 0.5) 1, (0.9, 0.8) 1, (0.8, 0.5) 1, (0.8, 0.8) a tie: 3.5 / 4.
+    assert probability_of_improvement([0.9, 0.8], [0.5, 0.8]).value == 0.875
+    assert probability_of_improvement([0.1], [0.2]).value == 0.0
+    # x always [1, 1]; y resamples to [0, 0] (P = 1), [0, 1] (0.75) or [1, 1] (0.5).
+    estimate = probability_of_improvement([1.0, 1.0], [0.0, 1.0])
+    assert (estimate.value, estimate.low, estimate.high) == (0.75, 0.5, 1.0)
+
+
+def test_stratified_iqm_pools_strata_and_resamples_each():
+    # Pooled [0, 1, 2, 3, 4, 5, 6, 100]: trimming 2 from each end leaves 2, 3, 4, 5.
+    estimate = iqm_interval([[0.0, 100.0, 3.0, 4.0], [1.0, 2.0, 5.0, 6.0]])
+    assert estimate.value == pytest.approx(3.5)
+    # One stratum {0, 1}: resamples [0, 0], [0, 1], [1, 1] have IQMs 0, 0.5, 1.
+    assert iqm_interval([[0.0, 1.0]]) == Estimate(0.5, 0.0, 1.0)
+    # A constant stratum never moves: the interval comes from the other one alone.
+    pooled = iqm_interval([[0.0, 1.0], [0.5, 0.5]])
+    assert (pooled.low, pooled.high) == (0.25, 0.75)
+    assert iqm_interval([[0.3, 0.3]]) == Estimate(0.3, 0.3, 0.3)
+
+
+def test_performance_profile_is_the_fraction_of_runs_above_each_level():
+    profile = performance_profile([0.1, 0.5, 0.9, 1.0], [0.0, 0.5, 0.95, 1.0])
+    assert profile.tolist() == [1.0, 0.5, 0.25, 0.0]
 
 
 def test_missing_values_are_dropped():
