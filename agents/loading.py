@@ -15,8 +15,10 @@ pretrained             ``python -m trm_rl.pretrained.package``     ``policy.pt``
 
 Loading is safe by default: the model is rebuilt from ``config.json`` and only tensors and
 plain values are read from the weights (``torch.load(..., weights_only=True)``), so a crafted
-file cannot run code. ``trusted=True`` uses SB3's full ``BaseAlgorithm.load`` (which unpickles
-the zip's ``data`` and restores the optimizer and training state): only for files you trust.
+file cannot run code; it also reads zips whose pickled class paths no longer exist (saved
+before a module moved), which SB3's own ``load`` cannot. ``trusted=True`` uses SB3's full
+``BaseAlgorithm.load`` (which unpickles the zip's ``data`` and restores the optimizer and
+training state): only for files you trust.
 """
 
 from __future__ import annotations

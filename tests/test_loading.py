@@ -119,6 +119,8 @@ def test_safe_load_acts_as_sb3s_full_load(maze_dir):
     for name, value in full.policy.state_dict().items():
         torch.testing.assert_close(safe.policy.state_dict()[name], value, rtol=0, atol=0)
     assert safe.model.n_steps == TINY_PPO["n_steps"]
+    longer = load_agent(maze_dir, trusted=True, h_cycles=4)
+    assert core_of(longer).config.h_cycles == 4
 
 
 class Payload:
