@@ -42,8 +42,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "pretrained:<name>) and print its success rate, mean return and, for mazes, path "
         "length / BFS shortest path. The weights are read as tensors only.",
     )
+    from trm_rl import pretrained
+
+    installed = ", ".join(pretrained.available()) or "none installed"
     parser.add_argument(
-        "source", metavar="SOURCE", help="agent directory or pretrained:<name> (e.g. maze-7x7)"
+        "source",
+        metavar="SOURCE",
+        help=f"agent directory or pretrained:<name> (names: {installed})",
     )
     parser.add_argument("--episodes", type=int, default=100, help="episodes (default 100)")
     parser.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
