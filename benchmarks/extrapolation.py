@@ -28,7 +28,9 @@ Run::
 -> ``benchmarks/results/extrapolation/<name>/`` (``<name>`` defaults to RUN_DIR's name):
 ``results.json``, ``table.md`` (success and path ratio by size x cycles), ``success.png``
 (heat map) and ``episode.png`` (one episode on the largest size, the path drawn over the
-maze). An existing non-empty result directory is refused unless ``--overwrite``.
+maze). ``results.json`` is rewritten after every (size, K) pair (``meta.seconds`` is null
+until the end), so an interrupted run leaves its partial results. An existing non-empty
+result directory is refused unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,6 +210,21 @@ def trained_setting(source: str | Path) -> dict[str, Any]:
     }
 
 
+def check_arguments(
+    sizes: list[int], cycles: list[int], episodes: int, seed: int, family: str
+) -> None:
+    """Raise naming the argument unless the arguments of :func:`run` are valid."""
+    require_choice("family", family, FAMILIES)
+    for size in sizes:
+        require_int("sizes", size, 3)
+        if family == "perfect" and size % 2 == 0:
+            raise ValueError(f'family="perfect" needs odd sizes, got {size}; use "open" or "mixed"')
+    for count in cycles:
+        require_int("cycles", count, 1)
+    require_int("episodes", episodes, 1)
+    require_int("seed", seed, 0)
+
+
 def run(
     source: str | Path,
     sizes: list[int],
@@ -214,6 +232,8 @@ def run(
     episodes: int = 100,
     seed: int = 0,
     family: str = "perfect",
+    device: str = "cpu",
+    on_result: Callable[[list[CellResult]], None] | None = None,
 ) -> tuple[list[CellResult], dict[int, tuple[list[dict[str, Any]], dict[int, list[Episode]]]]]:
     """Play every (size, cycles) pair.
 
@@ -225,6 +245,8 @@ def run(
         episodes: held-out mazes per size (the same mazes for every cycle count).
         seed: evaluation seed (:func:`~trm_rl.agents.evaluation.evaluation_seed`).
         family: maze family of the held-out mazes (``"perfect"``, ``"open"``, ``"mixed"``).
+        device: torch device of the policy (``"cpu"``, ``"cuda"``, ``"auto"``).
+        on_result: called with the results so far after every (size, cycles) pair.
 
     Returns:
         The results in (size, cycles) order, and per size its mazes and each cycle count's
@@ -236,15 +258,7 @@ def run(
             a maze TRM policy, or whose parameters depend on the grid size (learned
             positions: the error names them).
     """
-    for size in sizes:
-        require_int("sizes", size, 3)
-        if family == "perfect" and size % 2 == 0:
-            raise ValueError(f'family="perfect" needs odd sizes, got {size}; use "open" or "mixed"')
-    for count in cycles:
-        require_int("cycles", count, 1)
-    require_int("episodes", episodes, 1)
-    require_int("seed", seed, 0)
-    require_choice("family", family, FAMILIES)
+    check_arguments(sizes, cycles, episodes, seed, family)
     trained_setting(source)
     results, played = [], {}
     for size in sizes:
@@ -253,10 +267,12 @@ def run(
         for count in cycles:
             start = time.perf_counter()
             agent = load_agent(
-                source, h_cycles=count, observation_space=maze_space(size), device="cpu"
+                source, h_cycles=count, observation_space=maze_space(size), device=device
             )
             by_cycles[count] = play(agent, mazes, size)
             results.append(summarize(size, count, by_cycles[count], time.perf_counter() - start))
+            if on_result is not None:
+                on_result(results)
         played[size] = (mazes, by_cycles)
     return results, played
 
@@ -381,6 +397,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, default=RESULTS, help="parent of the results")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing result")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     args = parser.parse_args(argv)
     args.command = "python -m trm_rl.benchmarks.extrapolation " + " ".join(
         argv if argv is not None else sys.argv[1:]
@@ -395,13 +412,9 @@ def main(argv: list[str] | None = None) -> int:
     out = args.results / name
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise FileExistsError(f"{out} already holds a result; pass --overwrite to replace it")
+    check_arguments(args.sizes, args.cycles, args.episodes, args.seed, args.family)
     setting = trained_setting(args.run_dir)
     torch.set_num_threads(args.threads)
-    start = time.perf_counter()
-    results, played = run(
-        args.run_dir, args.sizes, args.cycles, args.episodes, args.seed, args.family
-    )
-    seconds = time.perf_counter() - start
     out.mkdir(parents=True, exist_ok=True)
     meta = {
         "run_dir": args.run_dir,
@@ -413,15 +426,31 @@ def main(argv: list[str] | None = None) -> int:
         "family": args.family,
         "step_limit": f"{STEPS_PER_CELL} * size**2",
         "episode_end": "goal, step limit, or a revisited cell (greedy memoryless policy)",
-        "seconds": seconds,
         "threads": args.threads,
+        "device": args.device,
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
         "commit": git_commit(),
         "command": args.command,
     }
-    report = {"meta": meta, "results": [asdict(r) for r in results]}
-    (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+
+    def write(results: list[CellResult], seconds: float | None = None) -> None:
+        report = {"meta": {**meta, "seconds": seconds}, "results": [asdict(r) for r in results]}
+        (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+
+    start = time.perf_counter()
+    results, played = run(
+        args.run_dir,
+        args.sizes,
+        args.cycles,
+        args.episodes,
+        args.seed,
+        args.family,
+        args.device,
+        on_result=write,
+    )
+    seconds = time.perf_counter() - start
+    write(results, seconds)
     trained = setting["h_cycles"]
     title = (
         f"{name}: trained on {setting['env_id']} ({setting['size']}x{setting['size']}, "

@@ -85,7 +85,7 @@ def test_end_to_end_writes_the_table_and_pictures(run_dir, tmp_path):
     report = json.loads((out / "results.json").read_text())
     cells = [(r["size"], r["h_cycles"], r["episodes"]) for r in report["results"]]
     assert cells == [(5, 1, 4), (5, 2, 4), (7, 1, 4), (7, 2, 4)]
-    assert report["meta"]["trained"]["positions"] == "none"
+    assert report["meta"]["trained"]["positions"] == "none" and report["meta"]["seconds"] > 0
     table = (out / "table.md").read_text()
     assert "| size | K=1 | K=2 (trained) |" in table
     rows = [line for line in table.splitlines() if line.startswith(("| 5x5", "| 7x7"))]
@@ -94,6 +94,9 @@ def test_end_to_end_writes_the_table_and_pictures(run_dir, tmp_path):
     with pytest.raises(FileExistsError, match="--overwrite"):
         extrapolation.main(argv)
     assert (out / "results.json").read_text() == before
+    with pytest.raises(ValueError, match="odd"):
+        extrapolation.main([*argv[:2], "6", *argv[3:], "--name", "even"])
+    assert not (tmp_path / "even").exists()
 
 
 def test_learned_positions_are_refused_naming_the_parameter(tmp_path):
