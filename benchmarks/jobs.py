@@ -53,7 +53,24 @@ TRM_SETTINGS: dict[str, dict[str, Any]] = {
 REINFORCE_AGENTS = ("trm-k1", "trm-k3", "trm-k5", "mlp")
 """The learners the REINFORCE trainer builds (it has no unshared, CNN or SB3-default policy)."""
 
-MEASURED_STEPS_PER_S: dict[str, dict[str, float]] = {}
+MEASURED_STEPS_PER_S: dict[str, dict[str, float]] = {
+    "TRM-Maze-v0": {
+        "trm-k1": 1608, "trm-k3": 516, "trm-k5": 318, "unshared-k3": 527, "cnn": 2475,
+        "mlp": 4943, "mlp-sb3": 5793,
+    },
+    "TRM-Maze-7x7-v0": {
+        "trm-k1": 1834, "trm-k3": 420, "trm-k5": 265, "unshared-k3": 370, "cnn": 2840,
+        "mlp": 6713, "mlp-sb3": 8491,
+    },
+    "TRM-Sudoku-v0": {
+        "trm-k1": 1335, "trm-k3": 680, "trm-k5": 543, "unshared-k3": 723, "cnn": 1919,
+        "mlp": 3359, "mlp-sb3": 2824,
+    },
+    "TRM-VanDerPol-v0": {
+        "trm-k1": 1051, "trm-k3": 526, "trm-k5": 444, "unshared-k3": 526, "mlp": 1968,
+        "mlp-sb3": 2063,
+    },
+}  # fmt: skip
 """PPO training env steps per CPU second (one torch thread), per env and learner, with the
 ``standard`` preset's settings: the rows' ``cpu_steps_per_s`` of ``trm-rl bench --preset
 standard --seeds 1 --timesteps 8192 --eval-episodes 10 --curve-points 1 --workers 1``. Wall
@@ -61,7 +78,10 @@ time on an idle core is about the same; on a shared machine it is longer."""
 DEFAULT_STEPS_PER_S = 300.0
 """Assumed speed of a learner on an env missing from :data:`MEASURED_STEPS_PER_S`."""
 REFERENCE_SECONDS_PER_EPISODE = 0.01
-"""Assumed evaluation cost of a reference agent, per episode."""
+"""Assumed evaluation cost of a reference agent per episode."""
+SOLVER_SECONDS_PER_EPISODE = {"TRM-VanDerPol-v0": 1.0}
+"""The exact solver's cost per episode where it is not negligible (the Van der Pol optimum
+solves each episode by direct shooting, ~0.6 s per problem in batches of 16)."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +115,9 @@ class Job:
         """Estimated single-thread CPU seconds: training steps over :func:`steps_per_s`
         (evaluation not counted for learners); for references, the evaluation episodes."""
         if self.agent in REFERENCES:
-            return self.eval_episodes * REFERENCE_SECONDS_PER_EPISODE
+            solver = SOLVER_SECONDS_PER_EPISODE.get(self.env_id, REFERENCE_SECONDS_PER_EPISODE)
+            per_episode = solver if self.agent == "solver" else REFERENCE_SECONDS_PER_EPISODE
+            return self.eval_episodes * per_episode
         return self.timesteps / steps_per_s(self.env_id, self.agent)
 
 
@@ -106,8 +128,10 @@ def steps_per_s(env_id: str, agent: str) -> float:
 
 
 @cache
-def _is_grid(env_id: str) -> bool:
+def _env_kinds(env_id: str) -> tuple[bool, bool]:
+    """(grid observations, Discrete actions) of ``env_id``."""
     import gymnasium as gym
+    from gymnasium import spaces
 
     import trm_rl.envs  # noqa: F401  (registers the TRM-* ids)
     from trm_rl.agents.sb3.cnn import grid_image_shape
@@ -115,22 +139,24 @@ def _is_grid(env_id: str) -> bool:
     env = gym.make(env_id)
     try:
         grid_image_shape(env.observation_space)
+        grid = True
     except TypeError:
-        return False
-    finally:
-        env.close()
-    return True
+        grid = False
+    discrete = isinstance(env.action_space, spaces.Discrete)
+    env.close()
+    return grid, discrete
 
 
 def applies(agent: str, env_id: str, algo: str) -> bool:
     """Whether ``agent`` runs on ``env_id`` with ``algo``: ``cnn`` needs grid observations,
-    the exact ``solver`` exists for mazes and Sudoku only, REINFORCE builds only
-    :data:`REINFORCE_AGENTS`."""
-    if agent == "cnn" and not _is_grid(env_id):
+    the exact ``solver`` exists for mazes, Sudoku and Van der Pol only, REINFORCE builds only
+    :data:`REINFORCE_AGENTS` and needs Discrete actions."""
+    grid, discrete = _env_kinds(env_id)
+    if agent == "cnn" and not grid:
         return False
-    if agent == "solver" and not ("Maze" in env_id or "Sudoku" in env_id):
+    if agent == "solver" and not any(name in env_id for name in ("Maze", "Sudoku", "VanDerPol")):
         return False
-    return not (algo == "reinforce" and agent not in REINFORCE_AGENTS)
+    return not (algo == "reinforce" and (agent not in REINFORCE_AGENTS or not discrete))
 
 
 def algo_for(env_id: str, algo: str) -> str:

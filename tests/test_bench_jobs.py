@@ -125,7 +125,10 @@ def test_agents_that_do_not_apply_are_left_out():
         ("unshared-k3", "TRM-Maze-v0", "ppo"),
         ("unshared-k3", "TRM-VanDerPol-v0", "ppo"),
         ("solver", "TRM-Maze-v0", "none"),
+        ("solver", "TRM-VanDerPol-v0", "none"),
     }
+    reinforce = build_jobs(["trm-k3"], budgets, ["reinforce"], [0], 5)
+    assert [(j.env_id, j.algo) for j in reinforce] == [("TRM-Maze-v0", "reinforce")]
 
 
 def test_env_algo_kwargs_reach_the_ppo_jobs_of_that_env_only():
