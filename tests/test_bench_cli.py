@@ -52,13 +52,14 @@ CONTROL = {
 def test_quick_bench_end_to_end(tmp_path, capsys):
     control = tmp_path / "control.json"
     control.write_text(json.dumps(CONTROL))
-    argv = [*TINY, "--agents", "trm-k3", "mlp", "solver", "--out", str(tmp_path)]
+    out = tmp_path / "run"
+    argv = [*TINY, "--agents", "trm-k3", "mlp", "solver", "--out", str(out)]
     assert main([*argv, "--control-results", str(control)]) == 0
     printed = capsys.readouterr().out
     assert "### TRM-Maze-Fixed-v0 · ppo" in printed
     assert "| cost | cost | 93,732 | +0.105% | 99.6% | 0.73 ms | 340x |" in printed
     assert "| LQR teacher | - | - | +1.710% | 100.0% |" in printed
-    results = json.loads((tmp_path / "results.json").read_text())
+    results = json.loads((out / "results.json").read_text())
     rows = results["rows"]
     assert sorted(row["agent"] for row in rows) == ["mlp", "solver", "trm-k3"]
     for row in rows:
@@ -68,13 +69,13 @@ def test_quick_bench_end_to_end(tmp_path, capsys):
     mlp, trm = (next(r for r in rows if r["agent"] == a) for a in ("mlp", "trm-k3"))
     assert mlp["params"] >= trm["params"]
     assert results["meta"]["versions"]["torch"]
-    assert (tmp_path / "results.md").read_text().count("| trm-k3 |") == 1
-    assert (tmp_path / "curve_TRM-Maze-Fixed-v0_ppo.png").exists()
-    assert (tmp_path / "aggregate_ppo.png").exists()
-    assert f"plots in {tmp_path}: aggregate_ppo.png, curve_TRM-Maze-Fixed-v0_ppo.png" in printed
-    assert "supervised recursive control" in (tmp_path / "results.md").read_text()
+    assert (out / "results.md").read_text().count("| trm-k3 |") == 1
+    assert (out / "curve_TRM-Maze-Fixed-v0_ppo.png").exists()
+    assert (out / "aggregate_ppo.png").exists()
+    assert f"plots in {out}: aggregate_ppo.png, curve_TRM-Maze-Fixed-v0_ppo.png" in printed
+    assert "supervised recursive control" in (out / "results.md").read_text()
     assert main([*argv, "--report-only", "--control-results", str(tmp_path / "none.json")]) == 0
-    assert "VanDerPol" not in (tmp_path / "results.md").read_text()
+    assert "VanDerPol" not in (out / "results.md").read_text()
 
 
 REFERENCES_ONLY = [*TINY[:-1], "TRM-Maze-Fixed-v0", "--agents", "solver", "random"]
@@ -147,7 +148,7 @@ def test_ray_executor_without_ray_is_a_one_line_error(monkeypatch, capsys, tmp_p
     assert not (tmp_path / "run").exists()
 
 
-TIMING = ("wall_seconds", "train_seconds", "steps_per_s")
+TIMING = ("wall_seconds", "train_seconds", "steps_per_s", "cpu_steps_per_s")
 
 
 @pytest.mark.slow
