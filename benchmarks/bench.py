@@ -362,7 +362,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write the job list as JSON and exit (to run jobs with another scheduler)",
     )
     parser.add_argument(
-        "--report-only", action="store_true", help="only build the report from OUT/rows"
+        "--report-only",
+        action="store_true",
+        help="only build the report from OUT/rows (with OUT/settings.json's settings)",
     )
     runs = parser.add_mutually_exclusive_group()
     runs.add_argument(
@@ -492,6 +494,8 @@ def run(args: argparse.Namespace) -> int:
     if args.report_only:
         if not (out / "rows").is_dir():
             raise FileNotFoundError(f"--report-only: no rows in {out / 'rows'}")
+        if (out / "settings.json").is_file():
+            settings.update(json.loads((out / "settings.json").read_text()))
         rows = read_rows(out)
     else:
         prepare_out(out, settings, args.resume, args.overwrite)
