@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from trm_rl.envs.options import ResetNeeded, checked_options
+from trm_rl.envs.options import ResetNeeded, checked_int, checked_options
 from trm_rl.envs.sudoku import (
     COMPLETION_BONUS,
     DEAD_END_REWARD,
@@ -116,7 +116,7 @@ class Sudoku9Env(gym.Env[np.ndarray, np.int64]):
     every blank). Solving a puzzle with ``b`` blanks returns ``b + 10``, the maximum.
 
     ## Starting State
-    The puzzle's clues, every other cell 0.
+    The puzzle's clues, every other cell 0 (at most ``max_blanks`` blanks when set).
 
     ## Episode End
     - Termination: the last blank is filled (``info["is_success"]`` True), or a dead end
@@ -145,6 +145,13 @@ class Sudoku9Env(gym.Env[np.ndarray, np.int64]):
     - ``difficulty`` (default ``"mixed"``): a grade (``"naked"``, ``"hidden"``,
       ``"hard"``), ``"mixed"`` (all three), or a non-empty tuple/list of grades; each
       episode's grade is drawn uniformly from its entries (repeat one to weight it).
+    - ``max_blanks`` (int >= 1 or None, default None): when set, a generated puzzle with
+      more blanks gets random blanks filled with the solution's digits (from
+      ``np_random``) until ``max_blanks`` are left: shorter episodes for a curriculum
+      (an episode ends at the first wrong digit, so a 55-blank puzzle needs 55 right ones
+      in a row). Filling can lower the grade (``info["difficulty"]`` reports the grade of
+      the puzzle played); ``"naked"`` puzzles stay ``"naked"``. Puzzles from the
+      ``puzzle`` option are played as given.
     - ``render_mode``: ``"ansi"`` (text: clues plain, placed digits in ``[ ]``, blanks
       ``.``, ``|``/``+`` box borders) or ``"rgb_array"`` (uint8 ``[291, 291, 3]``: thin
       grid lines, thick box lines, clues black on grey, placed digits blue on white).
@@ -165,9 +172,11 @@ class Sudoku9Env(gym.Env[np.ndarray, np.int64]):
     def __init__(
         self,
         difficulty: str | tuple[str, ...] = "mixed",
+        max_blanks: int | None = None,
         render_mode: str | None = None,
     ) -> None:
         self.difficulty = _parse_difficulty(difficulty)
+        self.max_blanks = None if max_blanks is None else checked_int("max_blanks", max_blanks, 1)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode must be None or one of {self.metadata['render_modes']}, "
@@ -207,6 +216,11 @@ class Sudoku9Env(gym.Env[np.ndarray, np.int64]):
             puzzle_grade = self.difficulty[int(self.np_random.integers(len(self.difficulty)))]
             puzzle, solution = generate_puzzle(self.np_random, puzzle_grade)
             grid, solution = puzzle.reshape(N_CELLS), solution.reshape(N_CELLS)
+            blanks = np.flatnonzero(grid == 0)
+            if self.max_blanks is not None and blanks.size > self.max_blanks:
+                refill = self.np_random.choice(blanks, blanks.size - self.max_blanks, False)
+                grid[refill] = solution[refill]
+                puzzle_grade = grade(grid)
         self._grid = grid.copy()
         self._clues = grid != 0
         self._solution = solution

@@ -206,6 +206,24 @@ def test_mixed_difficulty_draws_every_grade():
     assert {weighted.reset()[1]["difficulty"] for _ in range(12)} == {"naked", "hidden"}
 
 
+@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+def test_max_blanks_fills_blanks_from_the_solution(difficulty):
+    full, capped = Sudoku9Env(difficulty=difficulty), Sudoku9Env(difficulty, max_blanks=10)
+    for seed in range(3):
+        obs, info = capped.reset(seed=seed)
+        assert (obs == 0).sum() == info["blanks"] == 10
+        assert info["difficulty"] == grade(obs)
+        assert count_solutions(obs) == 1
+        assert (obs[obs != 0] == solve(obs).ravel()[obs != 0]).all()
+        np.testing.assert_array_equal(capped.reset(seed=seed)[0], obs)
+        original = full.reset(seed=seed)[0]
+        assert ((original == obs) | (original == 0)).all()  # only blanks were filled
+    _, info = Sudoku9Env("naked", max_blanks=np.int64(5)).reset(seed=0)
+    assert info["blanks"] == 5 and info["difficulty"] == "naked"
+    _, info = Sudoku9Env("naked", max_blanks=81).reset(seed=0)
+    assert info["blanks"] > 40
+
+
 def test_same_seed_same_puzzles():
     def puzzles(seed: int) -> list[np.ndarray]:
         env = Sudoku9Env()
@@ -370,6 +388,9 @@ def test_bad_options_raise():
         ({"difficulty": ("naked", "expert")}, ValueError),
         ({"difficulty": 3}, TypeError),
         ({"difficulty": None}, TypeError),
+        ({"max_blanks": 0}, ValueError),
+        ({"max_blanks": 2.5}, TypeError),
+        ({"max_blanks": True}, TypeError),
         ({"render_mode": "human"}, ValueError),
     ],
 )
