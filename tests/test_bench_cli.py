@@ -189,7 +189,7 @@ def test_write_jobs_lists_agents_times_envs_times_seeds(tmp_path):
     ]
     assert main(argv) == 0
     jobs = read_jobs(path)
-    assert len(jobs) == 2 * 3 * 5
+    assert len(jobs) == 2 * 3 * 6  # the quick preset: 4 learners and 2 references
     assert {job.seed for job in jobs} == {0, 1, 2}
 
 
