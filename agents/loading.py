@@ -422,11 +422,24 @@ def _load_sb3(
     else:
         state_dict = safe_torch_load(path, None if packaged else SB3_POLICY_MEMBER)
     source = directory / CONFIG_FILE
+    config = _with_positions(config, state_dict)
     saved_observation_space, action_space = env_spaces(config, source)
     space = observation_space or saved_observation_space
     model = _build_sb3(config, space, action_space, cycles, device, source)
     load_state_dict_checked(model.policy, state_dict, str(path))
     return SB3Agent(model, config)
+
+
+def _with_positions(config: dict[str, Any], state_dict: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with the TRM policy's ``positions`` setting; a config that lacks it (saved
+    before the setting existed) takes it from the weights: ``"learned"`` if they hold a
+    tokeniser position, else ``"none"``."""
+    policy_kwargs = config.get("policy_kwargs") or {}
+    if config.get("policy") != "trm" or "positions" in policy_kwargs:
+        return config
+    learned = any(key.endswith("tokenizer.position") for key in state_dict)
+    positions = "learned" if learned else "none"
+    return {**config, "policy_kwargs": {**policy_kwargs, "positions": positions}}
 
 
 def _load_controller(

@@ -90,21 +90,19 @@ class Preset:
 
 STANDARD_BUDGETS = {
     "TRM-Maze-v0": 300_000,
-    "TRM-Maze-7x7-v0": 800_000,
+    "TRM-Maze-7x7-v0": 600_000,
     "TRM-Sudoku-v0": 300_000,
     "TRM-VanDerPol-v0": 200_000,
 }
 """The standard run's budgets. 5x5 maze: the target's 300k (TRM plateaus at 98-99% from
-150-200k; the matched MLP still rises, 34-39% at 300k). 7x7: 800k instead of 1M: TRM with
-2 PPO epochs reaches 89-95% by 500-600k and 93-98% at 700-1000k, the MLP stays at 0-5%
-through 1M. Sudoku: 300k instead of 500k: one-cycle TRM is at 98-99% from 250k, H=3 at 98%
-from 300k (the matched MLP: 80% at 300k, 86% at 500k). Van der Pol: 200k (one token; cheap).
-Evidence: ``benchmarks/results/policy_learning_TRM-Maze-v0.json``, ``..._seed2.json``,
-``policy_learning_TRM-Maze-7x7-v0*.json``, ``policy_learning_TRM-Sudoku-v0_peers*.json``."""
-SEVEN_BY_SEVEN = {"TRM-Maze-7x7-v0": {"n_epochs": 2}}
-"""7x7 mazes with 2 PPO epochs (not the recipe's 4): ~1.5x the speed, and TRM still passes
-90% within 700k steps (``policy_learning_TRM-Maze-7x7-v0_fast-full-e2-seed*.json``)."""
-
+150-200k; the matched MLP still rises, 34-39% at 300k). 7x7: 600k instead of 1M: the
+position-free TRM (the recipe, 2 PPO epochs) reaches 90% at 350k and 96% at 400k, with learned
+positions 89-95% by 500-600k; the MLP stays at 0-5% through 1M. Sudoku: 300k instead of 500k:
+one-cycle TRM is at 98-99% from 250k, H=3 at 98% from 300k (the matched MLP: 80% at 300k, 86%
+at 500k). Van der Pol: 200k (one token; cheap). Evidence:
+``benchmarks/results/policy_learning_TRM-Maze-v0.json``, ``..._seed2.json``,
+``policy_learning_TRM-Maze-7x7-v0*.json`` (``..._posfree-e2-seed0.json``),
+``policy_learning_TRM-Sudoku-v0_peers*.json``."""
 PRESETS = {
     "quick": Preset(
         {"TRM-Maze-v0": 100_000},
@@ -114,7 +112,7 @@ PRESETS = {
         200,
         4,
     ),
-    "standard": Preset(STANDARD_BUDGETS, 3, AGENTS, ("ppo",), 500, 10, SEVEN_BY_SEVEN),
+    "standard": Preset(STANDARD_BUDGETS, 3, AGENTS, ("ppo",), 500, 10),
     "full": Preset(
         {**STANDARD_BUDGETS, "TRM-Maze-7x7-v0": 1_000_000, "TRM-Sudoku-v0": 500_000},
         5,
@@ -122,7 +120,6 @@ PRESETS = {
         ("ppo", "reinforce"),
         500,
         10,
-        SEVEN_BY_SEVEN,
     ),
 }
 """``quick``: 5x5 mazes, 100k steps, 2 seeds, trm-k3, trm-k1, cnn, mlp and the

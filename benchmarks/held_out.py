@@ -39,9 +39,11 @@ class TrainingStarts(VecEnvWrapper):
 class HeldOutCurve(BaseCallback):
     """Evaluates on held-out episodes every ``every`` steps; keeps the training wall and
     process CPU time (evaluation excluded) for the steps/s figures. Each curve point holds
-    ``timesteps``, the training seconds so far (``train_seconds``) and the evaluation's
-    fields. ``on_point``, if given, receives the curve so far after every evaluation (e.g. to
-    save partial results)."""
+    ``timesteps``, the training seconds so far (``train_seconds``), the wall and process CPU
+    seconds since training started with the evaluations included (``elapsed_seconds``,
+    ``elapsed_cpu_seconds``: the time to reach that point, as a user waits for it) and the
+    evaluation's fields. ``on_point``, if given, receives the curve so far after every
+    evaluation (e.g. to save partial results)."""
 
     def __init__(
         self,
@@ -69,6 +71,7 @@ class HeldOutCurve(BaseCallback):
 
     def _on_training_start(self) -> None:
         self._next = self.every
+        self._started = (time.perf_counter(), time.process_time())
         self._start_clocks()
 
     def _on_step(self) -> bool:
@@ -78,6 +81,8 @@ class HeldOutCurve(BaseCallback):
                 "timesteps": self.num_timesteps,
                 "train_seconds": self.train_seconds,
                 **self.evaluate_now(),
+                "elapsed_seconds": time.perf_counter() - self._started[0],
+                "elapsed_cpu_seconds": time.process_time() - self._started[1],
             }
             self.points.append(point)
             print(

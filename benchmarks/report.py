@@ -35,7 +35,8 @@ ROW_FIELDS = (
 )  # fmt: skip
 """Fields every results row carries (``path_ratio`` is None off mazes; references have
 ``params`` 0 and ``steps_per_s`` None). Learners also carry ``curve``: ``[timesteps,
-success, training seconds so far]`` per held-out evaluation during training."""
+success, training seconds so far, process CPU seconds so far with the evaluations]`` per
+held-out evaluation during training."""
 BASELINE = "trm-k3"
 """The agent whose probability of beating each other agent the table reports."""
 THRESHOLD_FRACTION = 0.9

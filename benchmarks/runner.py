@@ -149,7 +149,8 @@ def train_and_evaluate(
         and last["timesteps"] == model.num_timesteps
         and (curve_episodes == eval_episodes)
     ):
-        fields = {k: v for k, v in last.items() if k not in ("timesteps", "train_seconds")}
+        clocks = ("timesteps", "train_seconds", "elapsed_seconds", "elapsed_cpu_seconds")
+        fields = {k: v for k, v in last.items() if k not in clocks}
         final = EvaluationResult(**fields)
     else:
         final = held_out(eval_episodes)
@@ -212,7 +213,10 @@ def run_sb3(job: Job, out_dir: Path | None) -> dict[str, Any]:
         steps_per_s=run.steps_per_s,
         cpu_steps_per_s=run.cpu_steps_per_s,
         train_seconds=run.train_seconds,
-        curve=[[p["timesteps"], p["success_rate"], p["train_seconds"]] for p in run.curve],
+        curve=[
+            [p["timesteps"], p["success_rate"], p["train_seconds"], p["elapsed_cpu_seconds"]]
+            for p in run.curve
+        ],
     )
 
 

@@ -55,7 +55,9 @@ def tiny_sb3(out: Path, env_id: str = "TRM-Maze-v0", policy_kwargs=None, **kwarg
 
 @pytest.fixture(scope="module")
 def maze_dir(tmp_path_factory):
-    return tiny_sb3(tmp_path_factory.mktemp("agents") / "maze")
+    """A maze policy with learned per-cell positions (tied to its grid size)."""
+    out = tmp_path_factory.mktemp("agents") / "maze"
+    return tiny_sb3(out, policy_kwargs={"positions": "learned"})
 
 
 @pytest.fixture(scope="module")
@@ -309,6 +311,19 @@ def test_policy_with_learned_positions_refuses_another_size(maze_dir, reinforce_
         with pytest.raises(ValueError, match=r"tokenizer\.position saved \((16|25), 8\)") as info:
             load_agent(directory, observation_space=space)
         assert "\n" not in str(info.value) and "per-cell positions" in str(info.value)
+
+
+@pytest.mark.parametrize("fixture", ["maze_dir", "free_maze_dir"])
+def test_a_config_without_positions_takes_them_from_the_weights(fixture, request, tmp_path):
+    saved = request.getfixturevalue(fixture)
+    copy = tmp_path / "old"
+    shutil.copytree(saved, copy)
+    config = json.loads((copy / "config.json").read_text())
+    positions = config["policy_kwargs"].pop("positions")
+    (copy / "config.json").write_text(json.dumps(config))
+    agent = load_agent(copy)
+    has_position = any("tokenizer.position" in name for name in agent.policy.state_dict())
+    assert has_position == (positions == "learned")
 
 
 # --- predict checks -----------------------------------------------------------------------------
