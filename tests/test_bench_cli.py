@@ -198,3 +198,18 @@ def test_bad_flags_are_one_line_errors(capsys):
     assert capsys.readouterr().err == "trm-rl: error: --workers must be >= 1, got 0\n"
     with pytest.raises(ValueError, match="workers"):
         main(["--debug", "bench", "--workers", "0", "--write-jobs", "/dev/null"])
+
+
+@pytest.mark.parametrize("shortest_first", [False, True])
+def test_jobs_run_by_estimated_cost(tmp_path, monkeypatch, shortest_first):
+    submitted = []
+
+    def record(jobs, out, workers):
+        submitted.extend(job.estimated_seconds for job in jobs)
+        return iter(())
+
+    monkeypatch.setattr(bench, "_process_pool", record)
+    jobs = build_jobs(["trm-k3", "mlp", "random"], {"TRM-Maze-v0": 1000}, ["ppo"], [0], 4)
+    bench.run_jobs(jobs, tmp_path, shortest_first=shortest_first)
+    assert len(submitted) == 3 and len(set(submitted)) == 3
+    assert submitted == sorted(submitted, reverse=not shortest_first)
