@@ -265,3 +265,14 @@ def test_matched_mlp_is_the_narrowest_with_at_least_the_trm_parameters(env_id):
     assert mlp.policy == "mlp" and mlp.env_id == env_id
     assert parameter_count(make_model(narrower_config).policy) < trm
     assert parameter_count(make_model(mlp).policy) >= trm
+
+
+def test_train_cli_positions_flag_reaches_the_policy(tmp_path, capsys):
+    out = tmp_path / "learned"
+    argv = ["train", "--env", "TRM-Maze-v0", "--timesteps", "256", "--n-envs", "2"]
+    assert main([*argv, "--out", str(out), "--positions", "learned", *TINY_FLAGS]) == 0
+    state = load_agent(out).policy.state_dict()
+    assert any("tokenizer.position" in name for name in state)
+    reinforce = ["train", "--env", "TRM-Maze-v0", "--algo", "reinforce", "--out", str(tmp_path)]
+    assert main([*reinforce, "--positions", "none"]) == 2
+    assert "--positions applies to ppo" in capsys.readouterr().err

@@ -17,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+from trm_rl.agents.network import POSITIONS
 from trm_rl.config import GRAD_MODES, MIXERS, require_int
 
 DEFAULT_TIMESTEPS = 100_000
@@ -103,6 +104,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="grid channel the TRM readout pools at (1: the agent's cell in a maze)",
     )
+    core.add_argument(
+        "--positions",
+        choices=POSITIONS,
+        default=None,
+        help='token positions: "learned" (tied to the grid size) or "none" (any grid size; '
+        "PPO/A2C/MaskablePPO)",
+    )
     reinforce_cli.add_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -131,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
     require_int("--n-envs", args.n_envs, 1, allow_none=True)
     require_int("--checkpoint-every", args.checkpoint_every, 1, allow_none=True)
     if args.algo == "reinforce":
+        if args.positions is not None:
+            raise ValueError("--positions applies to ppo, a2c and maskable-ppo, not reinforce")
         if args.algo_kwargs:
             raise ValueError(
                 "--algo-kwargs applies to ppo, a2c and maskable-ppo; REINFORCE takes its own flags"
@@ -143,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
             "reinforce only; PPO, A2C and MaskablePPO "
             "take their settings through --algo-kwargs, e.g. '{\"gamma\": 0.95}'"
         )
-    core_flags = [name for name in (*TRM_FLAGS, "focus_channel") if getattr(args, name) is not None]
+    policy_flags = (*TRM_FLAGS, "focus_channel", "positions")
+    core_flags = [name for name in policy_flags if getattr(args, name) is not None]
     if args.policy == "mlp" and core_flags:
         flags = ", ".join("--" + name.replace("_", "-") for name in core_flags)
         verb = "apply" if len(core_flags) > 1 else "applies"
