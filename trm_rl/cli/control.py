@@ -5,40 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import typing
-from dataclasses import MISSING, fields
+from dataclasses import fields
 from pathlib import Path
 
 from trm_rl.agents.control.data import TEACHERS, ControlDataset, generate_dataset
 from trm_rl.agents.control.model import MODES, TOKEN_MIXERS, ControlModelConfig
 from trm_rl.agents.control.train import OBJECTIVES, ControlTrainConfig
 from trm_rl.atomic import atomic_write_text
-from trm_rl.cli.reinforce_flags import field_docs
+from trm_rl.cli.dataclass_flags import add_dataclass_flags
 
 CHOICES = {"mode": MODES, "mixer": TOKEN_MIXERS, "objective": OBJECTIVES}
-
-
-def _add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
-    """One ``--field-name`` per dataclass field, its docstring as help."""
-    group = parser.add_argument_group(title)
-    docs = field_docs(cls)
-    hints = typing.get_type_hints(cls)
-    for field in fields(cls):
-        flag = "--" + field.name.replace("_", "-")
-        default = None if field.default is MISSING else field.default
-        help_text = f"{docs[field.name]} (default: {default})".replace("%", "%%")
-        if hints[field.name] is bool:
-            group.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=default, help=help_text
-            )
-        else:
-            group.add_argument(
-                flag,
-                type=hints[field.name],
-                default=default,
-                choices=CHOICES.get(field.name),
-                help=help_text,
-            )
 
 
 def _writable_file(path: Path, overwrite: bool) -> None:
@@ -145,8 +121,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     generate.set_defaults(func=_generate)
 
     train = commands.add_parser("train", help="train a recursive controller on a dataset")
-    _add_dataclass_flags(train, ControlTrainConfig, "training")
-    _add_dataclass_flags(train, ControlModelConfig, "model")
+    for cls, title in ((ControlTrainConfig, "training"), (ControlModelConfig, "model")):
+        add_dataclass_flags(train.add_argument_group(title), cls, CHOICES)
     train.add_argument(
         "--overwrite",
         action="store_true",

@@ -10,15 +10,9 @@ REINFORCE-only flags given to another algorithm, and :func:`run` to train.
 from __future__ import annotations
 
 import argparse
-import ast
-import inspect
-import itertools
 import json
 import signal
 import sys
-import textwrap
-import typing
-from dataclasses import MISSING, fields
 from pathlib import Path
 
 import gymnasium as gym
@@ -34,6 +28,7 @@ from trm_rl.agents.sb3.training import (
     read_run_config,
     stop_on_signals,
 )
+from trm_rl.cli.dataclass_flags import add_dataclass_flags, dataclass_fields
 from trm_rl.config import TRMConfig
 
 TRM_FLAGS = ("h_cycles", "l_cycles", "hidden_dim", "n_layers", "mixer", "grad_mode")
@@ -48,24 +43,9 @@ COMMON_FIELDS = ("device", "checkpoint_every")
 RESUME_HINT = "to continue, run the same command with --resume"
 
 
-def field_docs(cls: type) -> dict[str, str]:
-    """The one-line docstring under each dataclass field, by field name."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body
-    docs = {}
-    for node, following in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(following, ast.Expr)
-            and isinstance(following.value, ast.Constant)
-        ):
-            docs[node.target.id] = " ".join(following.value.value.split())
-    return docs
-
-
 def _only_fields() -> list:
     """The ReinforceConfig fields with a REINFORCE-only flag."""
-    return [field for field in fields(ReinforceConfig) if field.name not in COMMON_FIELDS]
+    return dataclass_fields(ReinforceConfig, skip=COMMON_FIELDS)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,28 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     :data:`COMMON_FIELDS`. Their defaults are suppressed (an unset flag leaves no attribute),
     so :func:`given_flags` knows which were given."""
     group = parser.add_argument_group("REINFORCE only (--algo reinforce)")
-    docs = field_docs(ReinforceConfig)
-    hints = typing.get_type_hints(ReinforceConfig)
-    for field in _only_fields():
-        flag = "--" + field.name.replace("_", "-")
-        default = field.default if field.default is not MISSING else None
-        help_text = f"{docs[field.name]} (default: {default})".replace("%", "%%")
-        if hints[field.name] is bool:
-            group.add_argument(
-                flag,
-                action=argparse.BooleanOptionalAction,
-                default=argparse.SUPPRESS,
-                help=help_text,
-            )
-        else:
-            kind = {int: int, float: float, str: str}.get(hints[field.name], int)
-            group.add_argument(
-                flag,
-                type=kind,
-                default=argparse.SUPPRESS,
-                choices=CHOICES.get(field.name),
-                help=help_text,
-            )
+    add_dataclass_flags(group, ReinforceConfig, CHOICES, skip=COMMON_FIELDS, suppress_defaults=True)
 
 
 def given_flags(args: argparse.Namespace) -> list[str]:
