@@ -57,20 +57,22 @@ def require_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 
 @dataclass(frozen=True)
 class TRMConfig:
-    """Shape and schedule of a :class:`~trm_rl.RecursiveCore`.
+    """Shape and schedule of a :class:`~trm_rl.RecursiveCore`. Its defaults are the
+    policies' defaults (``TRMPolicy``, the REINFORCE agent); the per-env recipes
+    (:mod:`trm_rl.agents.sb3.hyperparams`) override single fields.
 
     The core applies one shared block stack ``f`` as
     ``h_cycles x (l_cycles x [z_L = f(z_L + z_H + x)], then z_H = f(z_H + z_L))``
     (with ``shared_weights=False``, a separate stack at each of these applications).
     """
 
-    hidden_dim: int = 64
+    hidden_dim: int = 32
     """Width D of every token, of z_H and of z_L."""
-    n_layers: int = 2
+    n_layers: int = 1
     """Residual blocks in the shared stack ``f``."""
     h_cycles: int = 3
     """Outer cycles H; one z_H (one deep-supervision target) per cycle."""
-    l_cycles: int = 4
+    l_cycles: int = 2
     """Inner z_L updates per outer cycle."""
     mixer: str = "mlp"
     """Token mixing: "mlp" (TRM's mlp_t, a SwiGLU across a fixed token axis), "attention",
@@ -80,7 +82,7 @@ class TRMConfig:
     independently, e.g. a single vector token)."""
     n_heads: int = 4
     """Attention heads (mixer "attention" only); must divide ``hidden_dim``."""
-    expansion: float = 4.0
+    expansion: float = 2.0
     """SwiGLU expansion: inner width is ``round(expansion * width * 2 / 3)``, rounded up to a
     multiple of 8 (fast CPU matrix products)."""
     grad_mode: str = "full"

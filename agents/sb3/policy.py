@@ -31,23 +31,26 @@ from torch import Tensor, nn
 from trm_rl.agents.network import POSITIONS, TRMNetwork
 from trm_rl.config import TRMConfig, require_choice
 
-POLICY_DEFAULTS: dict[str, Any] = {
-    "hidden_dim": 32,
-    "n_layers": 1,
-    "h_cycles": 3,
-    "l_cycles": 2,
-    "mixer": "auto",
-    "n_heads": 4,
-    "expansion": 2.0,
-    "grad_mode": "full",
-    "learned_init": False,
-    "shared_weights": True,
-}
-"""The policy's defaults for the core (smaller and faster than :class:`TRMConfig`'s)."""
-
-TRM_FIELDS = tuple(POLICY_DEFAULTS)
+TRM_FIELDS = (
+    "hidden_dim",
+    "n_layers",
+    "h_cycles",
+    "l_cycles",
+    "mixer",
+    "n_heads",
+    "expansion",
+    "grad_mode",
+    "learned_init",
+    "shared_weights",
+)
 """The ``TRMConfig`` fields a policy accepts as ``policy_kwargs`` (not the halting head: a
 policy makes one forward call per environment step and keeps no carry)."""
+POLICY_DEFAULTS: dict[str, Any] = {
+    **{name: getattr(TRMConfig(), name) for name in TRM_FIELDS},
+    "mixer": "auto",
+}
+"""The policy's defaults for the core: :class:`TRMConfig`'s, with ``mixer="auto"`` (chosen
+from the observation space, :func:`resolve_mixer`)."""
 
 
 def resolve_mixer(observation_space: spaces.Space, mixer: str, vector_tokens: str) -> str:
