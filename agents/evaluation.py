@@ -18,6 +18,7 @@ import gymnasium as gym
 import numpy as np
 
 import trm_rl.envs  # noqa: F401  (registers the TRM-* ids)
+from trm_rl.config import require_int
 
 EVAL_SEED_OFFSET = 1_000_000_000
 """Evaluation seeds start here; training code seeds its envs with small integers."""
@@ -107,8 +108,7 @@ def evaluate(
         An :class:`EvaluationResult` over exactly ``episodes`` episodes.
     """
     for name, value, low in (("episodes", episodes, 1), ("seed", seed, 0), ("batch", batch, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        require_int(name, value, low)
     seeds = (evaluation_seed(seed, i) for i in range(MAX_DRAWS_PER_EPISODE * episodes))
 
     def begin(env: gym.Env) -> _Episode:

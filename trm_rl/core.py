@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from trm_rl.config import GRID_MIXERS, TRMConfig
+from trm_rl.config import GRID_MIXERS, TRMConfig, require_int
 
 RMS_EPS = 1e-5
 
@@ -300,10 +300,7 @@ class RecursiveCore(nn.Module):
             raise TypeError(f"config must be a TRMConfig, got {type(config).__name__}")
         if config.mixer == "mlp" and n_tokens is None:
             raise ValueError('n_tokens is required with mixer="mlp" (the token-mixing MLP)')
-        if n_tokens is not None and (
-            isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 1
-        ):
-            raise ValueError(f"n_tokens must be an int >= 1, got {n_tokens!r}")
+        require_int("n_tokens", n_tokens, 1, allow_none=True)
         if config.mixer in GRID_MIXERS:
             grid_shape = _mixer_grid(config.mixer, n_tokens, grid_shape)
             n_tokens = grid_shape[0] * grid_shape[1]

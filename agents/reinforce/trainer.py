@@ -50,7 +50,7 @@ from trm_rl.agents.reinforce.config import CYCLE_LOSSES, ReinforceConfig
 from trm_rl.agents.reinforce.rollout import collect_episodes, make_envs
 from trm_rl.agents.sb3.policy import POLICY_DEFAULTS, TRM_FIELDS, resolve_mixer
 from trm_rl.atomic import atomic_path
-from trm_rl.config import TRMConfig, require_choice
+from trm_rl.config import TRMConfig, require_choice, require_int
 
 TRM_DEFAULTS: dict[str, Any] = {
     **{name: POLICY_DEFAULTS[name] for name in TRM_FIELDS},
@@ -224,12 +224,8 @@ def train(
     config = config or ReinforceConfig()
     if timesteps is None and config.episodes is None:
         raise ValueError("set a budget: timesteps (env steps) or config.episodes")
-    if timesteps is not None and (
-        isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 1
-    ):
-        raise ValueError(f"timesteps must be an int >= 1 or None, got {timesteps!r}")
-    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
-        raise ValueError(f"n_envs must be an int >= 1, got {n_envs!r}")
+    require_int("timesteps", timesteps, 1, allow_none=True)
+    require_int("n_envs", n_envs, 1)
     probe = gym.make(env_id, **(env_kwargs or {}))
     spaces = (probe.observation_space, probe.action_space)
     probe.close()

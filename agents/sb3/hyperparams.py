@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from trm_rl.config import require_int
+
 ALGOS = ("ppo", "a2c", "maskable-ppo")
 """Stable-Baselines3 algorithms the trainer builds (REINFORCE has its own trainer)."""
 
@@ -54,8 +56,7 @@ class Recipe:
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
-        if isinstance(self.n_envs, bool) or not isinstance(self.n_envs, int) or self.n_envs < 1:
-            raise ValueError(f"n_envs must be an int >= 1, got {self.n_envs!r}")
+        require_int("n_envs", self.n_envs, 1)
         for name in ("ppo", "a2c", "trm", "mlp"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
 

@@ -29,7 +29,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import Tensor, nn
 
 from trm_rl.agents.network import POSITIONS, TRMNetwork
-from trm_rl.config import TRMConfig, require_choice
+from trm_rl.config import TRMConfig, require_bool, require_choice
 
 TRM_FIELDS = (
     "hidden_dim",
@@ -222,8 +222,7 @@ class TRMPolicyMixin:
         self.positions = positions
         self.focus_channel = focus_channel
         self.token_actions = token_actions
-        if not isinstance(token_actions, bool):
-            raise TypeError(f"token_actions must be a bool, got {token_actions!r}")
+        require_bool("token_actions", token_actions)
         if token_actions and kwargs.get("net_arch"):
             raise ValueError("token_actions=True reads the token states directly; drop net_arch")
         kwargs.setdefault("net_arch", [])
