@@ -121,6 +121,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--save-models", type=Path, default=None, help="also save each agent to DIR/POLICY-seedS"
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing results file")
     args = parser.parse_args(argv)
     args.command = "python -m trm_rl.benchmarks.policy_learning " + " ".join(
         argv if argv is not None else sys.argv[1:]
@@ -142,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     name = args.env.removeprefix("trm_rl:") + (f"_{args.tag}" if args.tag else "")
     out = args.out or RESULTS / f"policy_learning_{name}.json"
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(
+            f"{out} exists; choose another --tag or --out, or pass --overwrite to replace it"
+        )
     trm_params = parameter_count(make_model(base).policy)
     configs = {"trm": base, "mlp-sb3": replace(base, policy="mlp", policy_kwargs={})}
     if "mlp" in args.policies:

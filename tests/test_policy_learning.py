@@ -31,3 +31,12 @@ def test_tiny_run_writes_rows_and_partial_curves(tmp_path, monkeypatch):
         ("trm", 1), ("trm", 2), ("mlp", 1), ("mlp", 2),
     ]  # fmt: skip
     assert "running" not in report
+
+
+def test_an_existing_results_file_is_not_replaced(tmp_path):
+    out = tmp_path / "result.json"
+    out.write_text("{}")
+    argv = ["--env", "TRM-Maze-v0", "--timesteps", "512", "--out", str(out)]
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        policy_learning.main(argv)
+    assert out.read_text() == "{}"
