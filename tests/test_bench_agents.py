@@ -18,6 +18,7 @@ def build(agent: str, env_id: str):
 
 
 @pytest.mark.parametrize("env_id", ["TRM-Maze-v0", "TRM-Sudoku-v0"])
+@pytest.mark.slow
 def test_learners_build_with_the_claimed_parameter_counts(env_id):
     policies = {agent: build(agent, env_id) for agent in LEARNERS}
     counts = {agent: parameter_count(policy) for agent, policy in policies.items()}

@@ -270,6 +270,7 @@ def test_cli_generate_train_analyze(tmp_path, capsys):
     assert "success" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_control_benchmark_reports_every_run(datasets, tmp_path):
     from trm_rl.benchmarks import control_benchmark
 

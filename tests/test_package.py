@@ -40,6 +40,7 @@ def test_console_script_help():
     assert "demo" in result.stdout
 
 
+@pytest.mark.slow
 def test_demo_runs_and_writes_results(tmp_path):
     out = tmp_path / "speed.json"
     result = subprocess.run(

@@ -34,6 +34,7 @@ def make(env_id: str) -> gym.Env:
 
 @pytest.mark.parametrize("algo", [PPO, A2C])
 @pytest.mark.parametrize("env_id", [*TRM_IDS, "CartPole-v1", "MultiDiscreteActions", "BoxActions"])
+@pytest.mark.slow
 def test_learns_on_every_space(algo, env_id):
     kwargs = PPO_SMOKE if algo is PPO else SMOKE
     model = algo(TRMPolicy, make(env_id), policy_kwargs=TINY, **kwargs)

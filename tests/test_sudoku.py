@@ -61,6 +61,7 @@ def test_there_are_exactly_288_grids_and_all_are_valid():
     assert not grids.flags.writeable
 
 
+@pytest.mark.slow
 def test_all_grids_agrees_with_an_independent_enumeration():
     rows = np.array(list(permutations([1, 2, 3, 4])))
     stacked = rows[np.array(list(product(range(24), repeat=4)))]  # (24**4, 4, 4)

@@ -235,6 +235,7 @@ def test_train_config_overrides_the_recipe():
     assert config.resolved_algo == "ppo" and config.resolved_n_envs == 16
 
 
+@pytest.mark.slow
 def test_reinforce_agents_train_and_load_through_the_same_cli(tmp_path, capsys):
     out = tmp_path / "reinforce"
     argv = ["train", "--env", "TRM-Maze-v0", "--algo", "reinforce", "--episodes", "4"]

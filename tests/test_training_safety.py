@@ -171,6 +171,7 @@ def nan_loss(model):
     ("damage", "match"),
     [(nan_parameter, "parameter .* is not finite"), (nan_loss, "train/value_loss is nan")],
 )
+@pytest.mark.slow
 def test_nan_stops_training_naming_step_and_loss_and_keeps_the_last_checkpoint(
     tmp_path, monkeypatch, damage, match
 ):
@@ -215,6 +216,7 @@ def test_atomic_write_keeps_the_old_file_when_the_writer_dies(tmp_path):
     assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
 
 
+@pytest.mark.slow
 def test_a_failing_model_save_leaves_the_checkpoint_intact(tmp_path, monkeypatch):
     out = tmp_path / "run"
     train(tiny_config(ROLLOUT), out=out)
@@ -304,6 +306,7 @@ def test_a_ppo_run_into_a_reinforce_directory_needs_overwrite(tmp_path, capsys):
     assert sorted(path.name for path in out.iterdir()) == ["config.json", "model.zip", "tb"]
 
 
+@pytest.mark.slow
 def test_reinforce_follows_the_same_run_directory_rules(tmp_path, capsys):
     out = tmp_path / "reinforce"
     argv = ["train", "--env", "TRM-Maze-v0", "--algo", "reinforce", "--n-envs", "2"]
@@ -337,6 +340,7 @@ class SignalAt(BaseCallback):
             os.kill(os.getpid(), self.signal_number)
 
 
+@pytest.mark.slow
 def test_checkpoints_are_written_every_n_steps(tmp_path, monkeypatch):
     saved = []
     original = PPO.save
@@ -350,6 +354,7 @@ def test_checkpoints_are_written_every_n_steps(tmp_path, monkeypatch):
     assert saved == [2 * ROLLOUT, 4 * ROLLOUT]
 
 
+@pytest.mark.slow
 def test_sigint_saves_a_checkpoint_and_resume_continues_it(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(TrainingInterrupted) as stop:
@@ -391,6 +396,7 @@ def test_load_checkpoint_restores_weights_optimizer_counters_and_rng(tmp_path):
     assert model.get_env().unwrapped._seeds == [None, None]
 
 
+@pytest.mark.slow
 def test_cli_sigterm_then_resume(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     argv = [*MAZE, "--out", str(out), "--timesteps", str(2 * ROLLOUT)]
