@@ -100,7 +100,176 @@ def _parse_blanks(blanks: Any) -> tuple[int, int]:
     return low, high
 
 
-class SudokuEnv(gym.Env[np.ndarray, np.int64]):
+class SudokuBoardEnv(gym.Env[np.ndarray, np.int64]):
+    """What the 4x4 and 9x9 Sudoku envs share: a ``size x size`` grid filled one digit per
+    step, a mask of legal placements, dead-end termination and rendering.
+
+    A subclass sets the class attributes below, calls ``super().__init__(render_mode)``
+    and implements the hooks: :meth:`_given` and :meth:`_generated` (the episode's puzzle
+    and what it records of the solution) and :meth:`_leaves_no_solution` (whether a placed
+    digit is a dead end). It may extend :meth:`_info`.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    box: ClassVar[int]
+    """Side of a box."""
+    size: ClassVar[int]
+    """Side of the grid (``box**2``), the number of digits."""
+    n_actions: ClassVar[int]
+    """``size**3``: action ``size * cell + digit - 1`` places ``digit`` in ``cell``."""
+    cleared: ClassVar[tuple[np.ndarray, ...]]
+    """Per action, the actions it makes illegal (:func:`cleared_actions`)."""
+    cell_px: ClassVar[int]
+    """Pixels per cell of the ``rgb_array`` rendering."""
+    digit_glyphs: ClassVar[dict[int, np.ndarray]]
+    """Digit bitmaps (:func:`glyphs`) that fit in ``cell_px``."""
+
+    def __init__(self, render_mode: str | None) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be None or one of {self.metadata['render_modes']}, "
+                f"got {render_mode!r}"
+            )
+        self.render_mode = render_mode
+        n_cells = self.size * self.size
+        self.observation_space = spaces.MultiDiscrete([self.size + 1] * n_cells)
+        self.action_space = spaces.Discrete(self.n_actions)
+        self._grid: np.ndarray | None = None
+        self._clues = np.zeros(n_cells, dtype=bool)
+        self._mask = np.zeros(self.n_actions, dtype=bool)
+        self._blanks_left = 0
+        self._over = True
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        options = checked_options(options, ("puzzle",))
+        grid = self._given(options["puzzle"]) if "puzzle" in options else self._generated()
+        self._load(grid)
+        return self._grid.copy(), self._info(False)
+
+    def _given(self, puzzle: Any) -> np.ndarray:
+        """The ``puzzle`` option as a flat int64 grid, its solution recorded for
+        :meth:`_leaves_no_solution`; ``ValueError`` when it cannot be played."""
+        raise NotImplementedError
+
+    def _generated(self) -> np.ndarray:
+        """A fresh puzzle from ``np_random`` as a flat int64 grid, its solution recorded for
+        :meth:`_leaves_no_solution`."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _with_blank(grid: np.ndarray) -> np.ndarray:
+        """``grid``, or ``ValueError`` when it has no blank."""
+        if not (grid == 0).any():
+            raise ValueError("puzzle has no blank (0) cell: there is nothing to play")
+        return grid
+
+    def _load(self, grid: np.ndarray) -> None:
+        """Start an episode from ``grid`` (int64 ``(size * size,)``, 0 for blanks): its
+        digits become the clues, the mask allows every placement they leave legal."""
+        self._grid = grid.copy()
+        self._clues = grid != 0
+        self._blanks_left = int(grid.size - self._clues.sum())
+        self._over = False
+        self._mask = np.ones(self.n_actions, dtype=bool)
+        for cell in np.flatnonzero(self._clues):
+            self._mask[self.cleared[self.size * cell + grid[cell] - 1]] = False
+
+    def _leaves_no_solution(self, action: int) -> bool:
+        """Whether the legal placement ``action``, already on the grid, is a dead end (the
+        grid has no completion any more)."""
+        raise NotImplementedError
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if type(action) is not int:
+            action = self._as_action(action)
+        if not 0 <= action < self.n_actions:
+            raise ValueError(
+                f"action must be in [0, {self.n_actions - 1}] "
+                f"({self.size} * cell + digit - 1), got {action}"
+            )
+        self._check_running()
+        success = terminated = False
+        if not self._mask[action]:
+            reward = INVALID_REWARD
+        else:
+            reward, terminated, success = self._place(action)
+            self._over = terminated
+        return self._grid.copy(), reward, terminated, False, self._info(success)
+
+    def _check_running(self) -> None:
+        """Raise :class:`~trm_rl.envs.options.ResetNeeded` unless an episode is running."""
+        if self._over:
+            if self._grid is None:
+                raise ResetNeeded("call reset() before step()")
+            raise ResetNeeded(
+                "the episode ended ("
+                + ("grid complete" if self._blanks_left == 0 else "dead end")
+                + "): call reset()"
+            )
+
+    def _place(self, action: int) -> tuple[float, bool, bool]:
+        """Put the legal placement ``action`` on the grid; its reward, whether it ends the
+        episode and whether it completes the grid."""
+        cell, digit = divmod(action, self.size)
+        self._grid[cell] = digit + 1
+        self._mask[self.cleared[action]] = False
+        self._blanks_left -= 1
+        if self._leaves_no_solution(action):
+            return DEAD_END_REWARD, True, False
+        if self._blanks_left == 0:
+            return VALID_REWARD + COMPLETION_BONUS, True, True
+        return VALID_REWARD, False, False
+
+    def _as_action(self, action: Any) -> int:
+        """A numpy integer scalar or 0-d integer array as an int; ``ValueError`` otherwise."""
+        if isinstance(action, np.integer) or (
+            isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu"
+        ):
+            return int(action)
+        raise ValueError(
+            f"action must be an integer in [0, {self.n_actions - 1}] "
+            f"({self.size} * cell + digit - 1), got {action!r} ({type(action).__name__})"
+        )
+
+    def _info(self, success: bool) -> dict[str, Any]:
+        """The ``info`` of ``reset`` and ``step``."""
+        return {
+            "is_success": success,
+            "action_mask": self._mask.copy(),
+            "blanks": self._blanks_left,
+        }
+
+    def action_masks(self) -> np.ndarray:
+        """Legal placements: bool ``(n_actions,)``, True where ``action`` fills a blank cell
+        with a digit absent from its row, column and box (the ``MaskablePPO`` convention)."""
+        return self._mask.copy()
+
+    @property
+    def puzzle(self) -> np.ndarray:
+        """The current episode's puzzle: int64 ``(size, size)``, 0 for blanks, the form
+        ``reset(options={"puzzle": ...})`` accepts."""
+        if self._grid is None:
+            raise ResetNeeded("call reset() before reading the puzzle")
+        return np.where(self._clues, self._grid, 0).reshape(self.size, self.size)
+
+    def render(self) -> str | np.ndarray | None:
+        if self.render_mode is None:
+            gym.logger.warn(
+                "render() called without render_mode; pass render_mode='ansi' or "
+                f"'rgb_array' to {type(self).__name__} or gym.make"
+            )
+            return None
+        if self._grid is None:
+            raise ResetNeeded("call reset() before render()")
+        if self.render_mode == "ansi":
+            return render_text(self._grid, self._clues, self.box)
+        return render_image(self._grid, self._clues, self.box, self.cell_px, self.digit_glyphs)
+
+
+class SudokuEnv(SudokuBoardEnv):
     """Fill in a 4x4 Sudoku, one digit per step, with an action mask of legal placements.
 
     ## Description
@@ -195,7 +364,12 @@ class SudokuEnv(gym.Env[np.ndarray, np.int64]):
     - v0: initial version.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    box = 2
+    size = SIZE
+    n_actions = N_ACTIONS
+    cleared = _CLEARED
+    cell_px = CELL_PX
+    digit_glyphs = GLYPHS
 
     def __init__(
         self,
@@ -203,133 +377,29 @@ class SudokuEnv(gym.Env[np.ndarray, np.int64]):
         render_mode: str | None = None,
     ) -> None:
         self.blanks = _parse_blanks(blanks)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be None or one of {self.metadata['render_modes']}, "
-                f"got {render_mode!r}"
-            )
-        self.render_mode = render_mode
-        self.observation_space = spaces.MultiDiscrete([SIZE + 1] * N_CELLS)
-        self.action_space = spaces.Discrete(N_ACTIONS)
-        self._grid: np.ndarray | None = None
-        self._clues = np.zeros(N_CELLS, dtype=bool)
-        self._mask = np.zeros(N_ACTIONS, dtype=bool)
+        super().__init__(render_mode)
         self._solutions = 0
-        self._blanks_left = 0
-        self._over = True
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        super().reset(seed=seed)
-        options = checked_options(options, ("puzzle",))
-        if "puzzle" in options:
-            grid = validate_puzzle(options["puzzle"])
-            if not (grid == 0).any():
-                raise ValueError("puzzle has no blank (0) cell: there is nothing to play")
-            solutions = solution_bits(grid)
-            if not solutions:
-                raise ValueError("puzzle has no solution: its clues admit no valid 4x4 grid")
-        else:
-            low, high = self.blanks
-            puzzle, _ = generate_puzzle(self.np_random, int(self.np_random.integers(low, high + 1)))
-            grid = puzzle.reshape(N_CELLS)
-            solutions = solution_bits(grid)
-        self._load(grid, solutions)
-        return self._grid.copy(), self._info(False)
-
-    def _load(self, grid: np.ndarray, solutions: int) -> None:
-        """Start from ``grid`` (int64 ``(16,)``), whose solutions are ``solutions``."""
-        self._grid = grid.copy()
-        self._clues = grid != 0
+    def _given(self, puzzle: Any) -> np.ndarray:
+        grid = self._with_blank(validate_puzzle(puzzle))
+        solutions = solution_bits(grid)
+        if not solutions:
+            raise ValueError("puzzle has no solution: its clues admit no valid 4x4 grid")
         self._solutions = solutions
-        self._blanks_left = int(N_CELLS - self._clues.sum())
-        self._over = False
-        self._mask = np.ones(N_ACTIONS, dtype=bool)
-        for cell in np.flatnonzero(self._clues):
-            self._mask[_CLEARED[SIZE * cell + grid[cell] - 1]] = False
+        return grid
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if type(action) is not int:
-            action = self._as_action(action)
-        if not 0 <= action < N_ACTIONS:
-            raise ValueError(
-                f"action must be in [0, {N_ACTIONS - 1}] (4 * cell + digit - 1), got {action}"
-            )
-        if self._over:
-            if self._grid is None:
-                raise ResetNeeded("call reset() before step()")
-            raise ResetNeeded(
-                "the episode ended ("
-                + ("grid complete" if self._blanks_left == 0 else "dead end")
-                + "): call reset()"
-            )
-        success = terminated = False
-        if not self._mask[action]:
-            reward = INVALID_REWARD
-        else:
-            self._grid[action // SIZE] = action % SIZE + 1
-            self._mask[_CLEARED[action]] = False
-            self._blanks_left -= 1
-            self._solutions &= GRID_BITS[action]
-            if not self._solutions:
-                reward, terminated = DEAD_END_REWARD, True
-            elif self._blanks_left == 0:
-                reward, terminated, success = VALID_REWARD + COMPLETION_BONUS, True, True
-            else:
-                reward = VALID_REWARD
-            self._over = terminated
-        return self._grid.copy(), reward, terminated, False, self._info(success)
+    def _generated(self) -> np.ndarray:
+        low, high = self.blanks
+        puzzle, _ = generate_puzzle(self.np_random, int(self.np_random.integers(low, high + 1)))
+        grid = puzzle.reshape(N_CELLS)
+        self._solutions = solution_bits(grid)
+        return grid
 
-    @staticmethod
-    def _as_action(action: Any) -> int:
-        if isinstance(action, np.integer) or (
-            isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu"
-        ):
-            return int(action)
-        raise ValueError(
-            f"action must be an integer in [0, {N_ACTIONS - 1}] (4 * cell + digit - 1), "
-            f"got {action!r} ({type(action).__name__})"
-        )
-
-    def _info(self, success: bool) -> dict[str, Any]:
-        return {
-            "is_success": success,
-            "action_mask": self._mask.copy(),
-            "blanks": self._blanks_left,
-        }
-
-    def action_masks(self) -> np.ndarray:
-        """Legal placements: bool ``(64,)``, True where ``action`` fills a blank cell with
-        a digit absent from its row, column and box (the ``MaskablePPO`` convention)."""
-        return self._mask.copy()
-
-    @property
-    def puzzle(self) -> np.ndarray:
-        """The current episode's puzzle: int64 ``(4, 4)``, 0 for blanks, the form
-        ``reset(options={"puzzle": ...})`` accepts."""
-        if self._grid is None:
-            raise ResetNeeded("call reset() before reading the puzzle")
-        return np.where(self._clues, self._grid, 0).reshape(SIZE, SIZE)
-
-    def render(self) -> str | np.ndarray | None:
-        if self.render_mode is None:
-            gym.logger.warn(
-                "render() called without render_mode; pass render_mode='ansi' or "
-                "'rgb_array' to SudokuEnv or gym.make"
-            )
-            return None
-        if self._grid is None:
-            raise ResetNeeded("call reset() before render()")
-        if self.render_mode == "ansi":
-            return self._render_text()
-        return self._render_image()
-
-    def _render_text(self) -> str:
-        return render_text(self._grid, self._clues, 2)
-
-    def _render_image(self) -> np.ndarray:
-        return render_image(self._grid, self._clues, 2, CELL_PX, GLYPHS)
+    def _leaves_no_solution(self, action: int) -> bool:
+        """Narrow the puzzle's solutions (a bitmask over the 288 grids) to those holding
+        ``action``'s digit; a dead end when none is left."""
+        self._solutions &= GRID_BITS[action]
+        return not self._solutions
 
 
 def render_text(grid: np.ndarray, clues: np.ndarray, box: int) -> str:

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
-import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
-from trm_rl.envs.options import ResetNeeded, checked_int, checked_options
-from trm_rl.envs.sudoku import (
-    COMPLETION_BONUS,
-    DEAD_END_REWARD,
-    INVALID_REWARD,
-    VALID_REWARD,
-    cleared_actions,
-    glyphs,
-    render_image,
-    render_text,
-)
+from trm_rl.envs.options import checked_int
+from trm_rl.envs.sudoku import SudokuBoardEnv, cleared_actions, glyphs
 from trm_rl.envs.sudoku9_puzzles import (
     BOX,
     DIFFICULTIES,
@@ -62,7 +51,7 @@ def _parse_difficulty(difficulty: Any) -> tuple[str, ...]:
     return tuple(difficulty)
 
 
-class Sudoku9Env(gym.Env[np.ndarray, np.int64]):
+class Sudoku9Env(SudokuBoardEnv):
     """Fill in a 9x9 Sudoku, one digit per step, with an action mask of legal placements.
 
     ## Description
@@ -167,7 +156,12 @@ class Sudoku9Env(gym.Env[np.ndarray, np.int64]):
     - v0: initial version.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    box = BOX
+    size = SIZE
+    n_actions = N_ACTIONS
+    cleared = _CLEARED
+    cell_px = CELL_PX
+    digit_glyphs = GLYPHS
 
     def __init__(
         self,
@@ -177,134 +171,42 @@ class Sudoku9Env(gym.Env[np.ndarray, np.int64]):
     ) -> None:
         self.difficulty = _parse_difficulty(difficulty)
         self.max_blanks = None if max_blanks is None else checked_int("max_blanks", max_blanks, 1)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be None or one of {self.metadata['render_modes']}, "
-                f"got {render_mode!r}"
-            )
-        self.render_mode = render_mode
-        self.observation_space = spaces.MultiDiscrete([SIZE + 1] * N_CELLS)
-        self.action_space = spaces.Discrete(N_ACTIONS)
-        self._grid: np.ndarray | None = None
-        self._clues = np.zeros(N_CELLS, dtype=bool)
+        super().__init__(render_mode)
         self._solution = np.zeros(N_CELLS, dtype=np.int64)
-        self._mask = np.zeros(N_ACTIONS, dtype=bool)
         self._grade = ""
-        self._blanks_left = 0
-        self._over = True
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        super().reset(seed=seed)
-        options = checked_options(options, ("puzzle",))
-        if "puzzle" in options:
-            grid = validate_puzzle(options["puzzle"])
-            if not (grid == 0).any():
-                raise ValueError("puzzle has no blank (0) cell: there is nothing to play")
-            n_solutions = count_solutions(grid)
-            if n_solutions == 0:
-                raise ValueError("puzzle has no solution: its clues admit no valid 9x9 grid")
-            if n_solutions > 1:
-                raise ValueError(
-                    "puzzle has several solutions; TRM-Sudoku-9x9-v0 plays only puzzles with "
-                    "exactly one (add clues)"
-                )
-            solution = solve(grid).reshape(N_CELLS)
+    def _given(self, puzzle: Any) -> np.ndarray:
+        grid = self._with_blank(validate_puzzle(puzzle))
+        n_solutions = count_solutions(grid)
+        if n_solutions == 0:
+            raise ValueError("puzzle has no solution: its clues admit no valid 9x9 grid")
+        if n_solutions > 1:
+            raise ValueError(
+                "puzzle has several solutions; TRM-Sudoku-9x9-v0 plays only puzzles with "
+                "exactly one (add clues)"
+            )
+        self._solution = solve(grid).reshape(N_CELLS)
+        self._grade = grade(grid)
+        return grid
+
+    def _generated(self) -> np.ndarray:
+        puzzle_grade = self.difficulty[int(self.np_random.integers(len(self.difficulty)))]
+        puzzle, solution = generate_puzzle(self.np_random, puzzle_grade)
+        grid, solution = puzzle.reshape(N_CELLS), solution.reshape(N_CELLS)
+        blanks = np.flatnonzero(grid == 0)
+        if self.max_blanks is not None and blanks.size > self.max_blanks:
+            refill = self.np_random.choice(blanks, blanks.size - self.max_blanks, False)
+            grid[refill] = solution[refill]
             puzzle_grade = grade(grid)
-        else:
-            puzzle_grade = self.difficulty[int(self.np_random.integers(len(self.difficulty)))]
-            puzzle, solution = generate_puzzle(self.np_random, puzzle_grade)
-            grid, solution = puzzle.reshape(N_CELLS), solution.reshape(N_CELLS)
-            blanks = np.flatnonzero(grid == 0)
-            if self.max_blanks is not None and blanks.size > self.max_blanks:
-                refill = self.np_random.choice(blanks, blanks.size - self.max_blanks, False)
-                grid[refill] = solution[refill]
-                puzzle_grade = grade(grid)
-        self._grid = grid.copy()
-        self._clues = grid != 0
         self._solution = solution
         self._grade = puzzle_grade
-        self._blanks_left = int(N_CELLS - self._clues.sum())
-        self._over = False
-        self._mask = np.ones(N_ACTIONS, dtype=bool)
-        for cell in np.flatnonzero(self._clues):
-            self._mask[_CLEARED[SIZE * cell + grid[cell] - 1]] = False
-        return self._grid.copy(), self._info(False)
+        return grid
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if type(action) is not int:
-            action = self._as_action(action)
-        if not 0 <= action < N_ACTIONS:
-            raise ValueError(
-                f"action must be in [0, {N_ACTIONS - 1}] (9 * cell + digit - 1), got {action}"
-            )
-        if self._over:
-            if self._grid is None:
-                raise ResetNeeded("call reset() before step()")
-            raise ResetNeeded(
-                "the episode ended ("
-                + ("grid complete" if self._blanks_left == 0 else "dead end")
-                + "): call reset()"
-            )
-        success = terminated = False
-        if not self._mask[action]:
-            reward = INVALID_REWARD
-        else:
-            cell, digit = divmod(action, SIZE)
-            self._grid[cell] = digit + 1
-            self._mask[_CLEARED[action]] = False
-            self._blanks_left -= 1
-            if self._solution[cell] != digit + 1:
-                reward, terminated = DEAD_END_REWARD, True
-            elif self._blanks_left == 0:
-                reward, terminated, success = VALID_REWARD + COMPLETION_BONUS, True, True
-            else:
-                reward = VALID_REWARD
-            self._over = terminated
-        return self._grid.copy(), reward, terminated, False, self._info(success)
-
-    @staticmethod
-    def _as_action(action: Any) -> int:
-        if isinstance(action, np.integer) or (
-            isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu"
-        ):
-            return int(action)
-        raise ValueError(
-            f"action must be an integer in [0, {N_ACTIONS - 1}] (9 * cell + digit - 1), "
-            f"got {action!r} ({type(action).__name__})"
-        )
+    def _leaves_no_solution(self, action: int) -> bool:
+        """A dead end when ``action``'s digit differs from the (unique) solution's."""
+        cell, digit = divmod(action, SIZE)
+        return bool(self._solution[cell] != digit + 1)
 
     def _info(self, success: bool) -> dict[str, Any]:
-        return {
-            "is_success": success,
-            "action_mask": self._mask.copy(),
-            "blanks": self._blanks_left,
-            "difficulty": self._grade,
-        }
-
-    def action_masks(self) -> np.ndarray:
-        """Legal placements: bool ``(729,)``, True where ``action`` fills a blank cell with
-        a digit absent from its row, column and box (the ``MaskablePPO`` convention)."""
-        return self._mask.copy()
-
-    @property
-    def puzzle(self) -> np.ndarray:
-        """The current episode's puzzle: int64 ``(9, 9)``, 0 for blanks, the form
-        ``reset(options={"puzzle": ...})`` accepts."""
-        if self._grid is None:
-            raise ResetNeeded("call reset() before reading the puzzle")
-        return np.where(self._clues, self._grid, 0).reshape(SIZE, SIZE)
-
-    def render(self) -> str | np.ndarray | None:
-        if self.render_mode is None:
-            gym.logger.warn(
-                "render() called without render_mode; pass render_mode='ansi' or "
-                "'rgb_array' to Sudoku9Env or gym.make"
-            )
-            return None
-        if self._grid is None:
-            raise ResetNeeded("call reset() before render()")
-        if self.render_mode == "ansi":
-            return render_text(self._grid, self._clues, BOX)
-        return render_image(self._grid, self._clues, BOX, CELL_PX, GLYPHS)
+        """The shared ``info`` plus ``"difficulty"``, the puzzle's grade."""
+        return {**super()._info(success), "difficulty": self._grade}
