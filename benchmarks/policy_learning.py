@@ -31,6 +31,7 @@ from trm_rl.agents.network import parameter_count
 from trm_rl.agents.sb3.training import TrainConfig, config_record, make_model, matched_mlp_config
 from trm_rl.benchmarks.runner import train_and_evaluate
 from trm_rl.benchmarks.stats import summarize
+from trm_rl.config import require_number
 
 RESULTS = Path(__file__).resolve().parent / "results"
 POLICIES = ("trm", "mlp", "mlp-sb3")
@@ -78,13 +79,36 @@ def run_one(
         "training_layouts": run.training_layouts,
         "curve": run.curve,
         "final": final,
+        "time_to_threshold": time_to(run.curve, args.threshold),
     }
+    reached = row["time_to_threshold"]
     print(
         f"{policy:8s} seed {config.seed}: success {final['success_rate']:.3f}, path ratio "
-        f"{final['path_ratio']}, {row['steps_per_s']:.0f} steps/s, {row['params']} params",
+        f"{final['path_ratio']}, {row['steps_per_s']:.0f} steps/s, {row['params']} params, "
+        + (
+            f"{args.threshold:.0%} at {reached['timesteps']} steps after "
+            f"{reached['cpu_seconds']:.0f} CPU s ({reached['seconds']:.0f} s wall)"
+            if reached
+            else f"{args.threshold:.0%} not reached"
+        ),
         flush=True,
     )
     return row
+
+
+def time_to(curve: list[dict[str, Any]], threshold: float) -> dict[str, Any] | None:
+    """The first curve point at or above ``threshold`` held-out success: its env steps and
+    the wall and process CPU seconds since training started, evaluations included; ``None``
+    when no point reaches it."""
+    for point in curve:
+        if point["success_rate"] >= threshold:
+            return {
+                "threshold": threshold,
+                "timesteps": point["timesteps"],
+                "seconds": point["elapsed_seconds"],
+                "cpu_seconds": point["elapsed_cpu_seconds"],
+            }
+    return None
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -122,6 +146,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--save-models", type=Path, default=None, help="also save each agent to DIR/POLICY-seedS"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing results file")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.9,
+        help="held-out success whose time to reach is reported (default 0.9)",
+    )
     args = parser.parse_args(argv)
     args.command = "python -m trm_rl.benchmarks.policy_learning " + " ".join(
         argv if argv is not None else sys.argv[1:]
@@ -131,6 +161,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    require_number("--threshold", args.threshold, 0.0, 1.0, low_open=True)
     torch.set_num_threads(1)
     base = TrainConfig(
         env_id=args.env,

@@ -40,3 +40,13 @@ def test_an_existing_results_file_is_not_replaced(tmp_path):
     with pytest.raises(FileExistsError, match="--overwrite"):
         policy_learning.main(argv)
     assert out.read_text() == "{}"
+
+
+def test_time_to_threshold_is_the_first_point_reaching_it():
+    keys = ("timesteps", "success_rate", "elapsed_seconds", "elapsed_cpu_seconds")
+    values = [(100, 0.5, 10.0, 9.0), (200, 0.95, 21.0, 19.0), (300, 0.99, 33.0, 30.0)]
+    curve = [dict(zip(keys, point, strict=True)) for point in values]
+    assert policy_learning.time_to(curve, 0.9) == {
+        "threshold": 0.9, "timesteps": 200, "seconds": 21.0, "cpu_seconds": 19.0,
+    }  # fmt: skip
+    assert policy_learning.time_to(curve, 0.995) is None
