@@ -14,7 +14,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from trm_rl.config import GRID_MIXERS, TRMConfig, require_choice
+from trm_rl.config import GRID_MIXERS, TRMConfig, require_choice, require_int
 from trm_rl.core import CoreOutput, RecursiveCore
 
 VECTOR_TOKENS = ("single", "per_feature")
@@ -203,13 +203,10 @@ class TRMNetwork(nn.Module):
                 f"focus_channel needs a (C, H, W) Box observation space, got {space}; leave it None"
             )
         channels = space.shape[0]
-        if (
-            isinstance(focus_channel, bool)
-            or not isinstance(focus_channel, int)
-            or not 0 <= focus_channel < channels
-        ):
+        require_int("focus_channel", focus_channel, 0)
+        if focus_channel >= channels:
             raise ValueError(
-                f"focus_channel must be an int in [0, {channels}), got {focus_channel!r}"
+                f"focus_channel must be an int in [0, {channels}), got {focus_channel}"
             )
         return focus_channel
 

@@ -39,7 +39,7 @@ from trm_rl.agents.loading import (
 )
 from trm_rl.agents.network import TRMNetwork, parameter_count
 from trm_rl.atomic import atomic_path, atomic_write_text
-from trm_rl.config import TRMConfig
+from trm_rl.config import TRMConfig, require_int
 
 POLICIES = ("trm", "mlp")
 MODEL_FILE = "model.pt"
@@ -226,14 +226,9 @@ class ReinforceAgent:
                 action.
         """
         n_cycles = self.policy.n_cycles
-        if (
-            isinstance(cycle, bool)
-            or not isinstance(cycle, int)
-            or not -n_cycles <= cycle < n_cycles
-        ):
-            raise ValueError(
-                f"cycle must be an int in [{-n_cycles}, {n_cycles - 1}], got {cycle!r}"
-            )
+        require_int("cycle", cycle, -n_cycles)
+        if cycle >= n_cycles:
+            raise ValueError(f"cycle must be an int in [{-n_cycles}, {n_cycles - 1}], got {cycle}")
         array, vectorized = check_observation(observation, self.observation_space)
         obs = array if vectorized else array[None]
         masks = check_action_masks(
