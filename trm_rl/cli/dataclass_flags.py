@@ -1,5 +1,5 @@
-"""Command-line flags from a dataclass config: one ``--field-name`` per field, the one-line
-docstring under the field as its help."""
+"""Command-line flag helpers: flags from a dataclass config (one ``--field-name`` per field,
+the one-line docstring under the field as its help) and a JSON-object argument type."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 import ast
 import inspect
 import itertools
+import json
 import textwrap
 import types
 import typing
@@ -84,3 +85,16 @@ def add_dataclass_flags(
                 choices=(choices or {}).get(field.name),
                 help=help_text,
             )
+
+
+def json_object(text: str) -> dict:
+    """An argparse ``type``: ``text`` parsed as a JSON object (a dict), else a usage error."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object, got {text!r} ({error})"
+        ) from error
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value

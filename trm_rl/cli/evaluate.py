@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from trm_rl.cli.dataclass_flags import json_object
+
 RENDER_SUFFIXES = (".gif", ".png")
 STRIP_MAX_FRAMES = 40
 """A PNG strip shows at most this many frames (evenly spaced, first and last included)."""
@@ -18,18 +20,6 @@ STRIP_COLUMNS = 10
 STRIP_GAP = 4
 """White pixels between the frames of a PNG strip."""
 GIF_FRAME_MS = 200
-
-
-def _json_object(text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise argparse.ArgumentTypeError(
-            f"expected a JSON object, got {text!r} ({error})"
-        ) from error
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
-    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -66,7 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--env-kwargs",
-        type=_json_object,
+        type=json_object,
         default={},
         help="JSON object updating the saved gym.make arguments, e.g. "
         '\'{"size": 15, "family": "perfect"}\'; a policy whose parameters do not depend on '

@@ -13,23 +13,16 @@ its command and add --resume) or --overwrite (delete it first). Checkpoints are 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from trm_rl.agents.network import POSITIONS
+from trm_rl.cli.dataclass_flags import json_object
 from trm_rl.config import GRAD_MODES, MIXERS, require_int
 
 DEFAULT_TIMESTEPS = 100_000
 TRM_FLAGS = ("h_cycles", "l_cycles", "hidden_dim", "n_layers", "mixer", "grad_mode")
 """Core settings with a flag of their own (``--h-cycles`` ...)."""
-
-
-def _json_object(text: str) -> dict:
-    value = json.loads(text)
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
-    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -79,11 +72,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--device", default="auto", help='torch device: "auto" (CUDA if available), "cpu", ...'
     )
     parser.add_argument(
-        "--env-kwargs", type=_json_object, default={}, help="JSON object for gym.make"
+        "--env-kwargs", type=json_object, default={}, help="JSON object for gym.make"
     )
     parser.add_argument(
         "--algo-kwargs",
-        type=_json_object,
+        type=json_object,
         default={},
         help="JSON object of PPO/A2C/MaskablePPO overrides, e.g. '{\"n_epochs\": 2}'; "
         'learning_rate and clip_range also take "lin_<start>" (linear decay to 0)',
