@@ -17,6 +17,7 @@ from trm_rl.envs.sudoku9_puzzles import (
     count_solutions,
     generate_puzzle,
     grade,
+    random_symmetry,
     solve,
     validate_puzzle,
 )
@@ -33,6 +34,23 @@ _CLEARED = cleared_actions(PEERS)
 
 CELL_PX = 32
 GLYPHS = glyphs(4)
+
+
+def _parse_max_blanks(max_blanks: Any) -> tuple[int, int] | None:
+    """``max_blanks`` as an inclusive ``(low, high)`` range of caps, or None."""
+    if max_blanks is None:
+        return None
+    if isinstance(max_blanks, tuple | list):
+        if len(max_blanks) != 2:
+            raise ValueError(
+                f"max_blanks must be an int >= 1, a pair (low, high) with 1 <= low <= high, "
+                f"or None, got {max_blanks!r}"
+            )
+        low = checked_int("max_blanks[0]", max_blanks[0], 1)
+        high = checked_int("max_blanks[1]", max_blanks[1], low)
+        return low, high
+    cap = checked_int("max_blanks", max_blanks, 1)
+    return cap, cap
 
 
 def _parse_difficulty(difficulty: Any) -> tuple[str, ...]:
@@ -67,9 +85,13 @@ class Sudoku9Env(SudokuBoardEnv):
       22-28 clues.
     - ``"hard"``: singles of both kinds get stuck; more than both is needed; 22-26 clues.
 
-    The grades come from a solver that fills singles (not from clue counts). Every
-    puzzle is generated at reset (tens of milliseconds; no pool). The agent places one
-    digit per step; a row, column or 3x3 box must never hold a digit twice.
+    The grades come from a solver that fills singles (not from clue counts). A generated
+    puzzle (6-27 ms of CPU) serves ``variants`` resets, each a fresh random symmetry of it
+    (:func:`~trm_rl.envs.sudoku9_puzzles.random_symmetry`: relabelled digits, permuted
+    rows, columns, bands and stacks, maybe transposed; same grade, different grid), so
+    resets cost well under a millisecond on average; a reset with a ``seed`` always
+    generates a new puzzle. The agent places one digit per step; a row, column or 3x3 box
+    must never hold a digit twice.
 
     ## Action Space
     ``Discrete(729)``: ``action = 9 * cell + (digit - 1)`` with ``cell = 9 * row + col``
@@ -166,14 +188,25 @@ class Sudoku9Env(SudokuBoardEnv):
     def __init__(
         self,
         difficulty: str | tuple[str, ...] = "mixed",
-        max_blanks: int | None = None,
+        max_blanks: int | tuple[int, int] | None = None,
+        variants: int = 8,
         render_mode: str | None = None,
     ) -> None:
         self.difficulty = _parse_difficulty(difficulty)
-        self.max_blanks = None if max_blanks is None else checked_int("max_blanks", max_blanks, 1)
+        self.max_blanks = _parse_max_blanks(max_blanks)
+        self.variants = checked_int("variants", variants, 1)
         super().__init__(render_mode)
         self._solution = np.zeros(N_CELLS, dtype=np.int64)
         self._grade = ""
+        self._generated_puzzle: tuple[np.ndarray, np.ndarray, str] | None = None
+        self._variants_left = 0
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        if seed is not None:
+            self._variants_left = 0
+        return super().reset(seed=seed, options=options)
 
     def _given(self, puzzle: Any) -> np.ndarray:
         grid = self._with_blank(validate_puzzle(puzzle))
@@ -190,14 +223,21 @@ class Sudoku9Env(SudokuBoardEnv):
         return grid
 
     def _generated(self) -> np.ndarray:
-        puzzle_grade = self.difficulty[int(self.np_random.integers(len(self.difficulty)))]
-        puzzle, solution = generate_puzzle(self.np_random, puzzle_grade)
-        grid, solution = puzzle.reshape(N_CELLS), solution.reshape(N_CELLS)
+        if self._variants_left == 0 or self._generated_puzzle is None:
+            puzzle_grade = self.difficulty[int(self.np_random.integers(len(self.difficulty)))]
+            self._generated_puzzle = (*generate_puzzle(self.np_random, puzzle_grade), puzzle_grade)
+            self._variants_left = self.variants
+        self._variants_left -= 1
+        puzzle, solution, puzzle_grade = self._generated_puzzle
+        grid, solution = random_symmetry(self.np_random, puzzle, solution)
         blanks = np.flatnonzero(grid == 0)
-        if self.max_blanks is not None and blanks.size > self.max_blanks:
-            refill = self.np_random.choice(blanks, blanks.size - self.max_blanks, False)
-            grid[refill] = solution[refill]
-            puzzle_grade = grade(grid)
+        if self.max_blanks is not None:
+            low, high = self.max_blanks
+            cap = low if low == high else int(self.np_random.integers(low, high + 1))
+            if blanks.size > cap:
+                refill = self.np_random.choice(blanks, blanks.size - cap, False)
+                grid[refill] = solution[refill]
+                puzzle_grade = grade(grid)
         self._solution = solution
         self._grade = puzzle_grade
         return grid

@@ -21,6 +21,7 @@ checks every clue subset), so a unique puzzle has at most :data:`MAX_BLANKS` = 1
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -52,8 +53,10 @@ MAX_BLANKS = 12
 DIGITS = (1, 2, 3, 4)
 
 
+@functools.cache
 def sudoku_peers(box: int) -> tuple[tuple[int, ...], ...]:
-    """The peers of every cell of a Sudoku with ``box x box`` boxes (side ``box**2``).
+    """The peers of every cell of a Sudoku with ``box x box`` boxes (side ``box**2``),
+    computed once per ``box``.
 
     Returns:
         ``peers[cell]``: the cells (ascending, row-major numbering) sharing a row, column or
@@ -168,7 +171,7 @@ def validate_grid(puzzle: Any, box: int) -> np.ndarray:
         raise ValueError(
             f"puzzle digits must be in 0-{side} (0 = blank), got values {np.unique(cells)}"
         )
-    peers = PEERS if box == 2 else sudoku_peers(box)
+    peers = sudoku_peers(box)
     for cell in np.flatnonzero(cells).tolist():
         for peer in peers[cell]:
             if peer > cell and cells[cell] == cells[peer]:

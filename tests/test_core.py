@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from trm_rl import RecursiveCore, TRMConfig
-from trm_rl.core import RMS_EPS, SwiGLU, peer_adjacency, rms_norm
-from trm_rl.envs.sudoku_puzzles import PEERS
+from trm_rl.core import RMS_EPS, PeerMix, SwiGLU, rms_norm
+from trm_rl.envs.sudoku_puzzles import sudoku_peers
 
 SMALL = dict(hidden_dim=16, n_layers=1, h_cycles=3, l_cycles=2, n_heads=2)
 TOKENS = 9
@@ -248,17 +248,31 @@ def test_conv_mixer_is_local_on_the_grid():
     assert changed.nonzero().flatten().tolist() == neighbours_of_corner
 
 
-def test_peer_adjacency_is_sudokus_constraint_graph():
-    adjacency = peer_adjacency(4)
-    assert adjacency.shape == (3, 16, 16)
-    assert torch.equal(adjacency, adjacency.transpose(1, 2))
-    assert adjacency.diagonal(dim1=1, dim2=2).sum() == 0
-    row, column, box = (adjacency[r, 5].nonzero().flatten().tolist() for r in range(3))
-    assert (row, column, box) == ([4, 6, 7], [1, 9, 13], [0, 1, 4])
-    assert adjacency.sum(dim=(0, 2)).tolist() == [9.0] * 16
-    assert (peer_adjacency(9).amax(0).sum(-1) == 20).all()
-    peers = [set(row.nonzero().flatten().tolist()) for row in adjacency.amax(0)]
-    assert peers == [set(cell_peers) for cell_peers in PEERS]
+def dense_peer_mix(mix: PeerMix, x: torch.Tensor, box: int) -> torch.Tensor:
+    """The reference formulation: sums over a [3, T, T] 0/1 graph (row, column, box peers,
+    built from the env's peer lists), then the combining linear map."""
+    side = box * box
+    cells = torch.arange(side * side)
+    units = [cells // side, cells % side, (cells // side // box) * box + cells % side // box]
+    graph = torch.stack([u[:, None] == u[None, :] for u in units]) & (cells[:, None] != cells)
+    peers = [set(row.nonzero().flatten().tolist()) for row in graph.any(0)]
+    assert peers == [set(cell_peers) for cell_peers in sudoku_peers(box)]
+    sums = torch.einsum("rts,bsd->btrd", graph.double(), x)
+    return F.linear(sums.flatten(-2), mix.combine.weight.double())
+
+
+@pytest.mark.parametrize("box", [2, 3])
+def test_peer_mixer_equals_the_dense_graph_formulation_with_its_gradients(box):
+    torch.manual_seed(0)
+    width = 8
+    mix = PeerMix(width, box * box).double()
+    x = torch.randn(3, box**4, width, dtype=torch.double, requires_grad=True)
+    fast, reference = mix(x), dense_peer_mix(mix, x, box)
+    torch.testing.assert_close(fast, reference)
+    fast_grads = torch.autograd.grad(fast.square().sum(), (x, mix.combine.weight))
+    reference_grads = torch.autograd.grad(reference.square().sum(), (x, mix.combine.weight))
+    for got, want in zip(fast_grads, reference_grads, strict=True):
+        torch.testing.assert_close(got, want)
 
 
 def test_peer_mixer_reads_only_a_cells_peers():

@@ -136,43 +136,42 @@ class GridConv(nn.Module):
 
 
 PEER_RELATIONS = ("row", "column", "box")
-"""The relations of ``mixer="peers"``, in the order of :func:`peer_adjacency`."""
-
-
-def peer_adjacency(side: int) -> Tensor:
-    """Sudoku's constraint graph on a ``side x side`` grid (``side = b * b``, boxes b x b).
-
-    Returns a float ``[3, T, T]`` 0/1 tensor, ``T = side ** 2`` cells in row-major order:
-    entry ``[r, i, j]`` is 1 when cell ``j`` is a peer of cell ``i`` in relation ``r``
-    (:data:`PEER_RELATIONS`: same row, same column, same box), never for ``i == j``.
-    """
-    box = math.isqrt(side)
-    cells = torch.arange(side * side)
-    rows, cols = cells // side, cells % side
-    boxes = (rows // box) * box + cols // box
-    different = cells[:, None] != cells[None, :]
-    groups = [rows, cols, boxes]
-    return torch.stack([(g[:, None] == g[None, :]) & different for g in groups]).float()
+"""The relations of ``mixer="peers"``, in the order of :class:`PeerMix`'s weight blocks."""
 
 
 class PeerMix(nn.Module):
     """Token mixing over Sudoku's constraint graph: each cell token reads the sums of its
-    row, column and box peers' states, combined by one ``Linear(3 D, D)`` (no bias).
+    row, column and box peers' states, combined by one ``Linear(3 D, D)`` (no bias) over
+    their concatenation in :data:`PEER_RELATIONS` order.
 
     Tokens ``[B, T, D]`` (the cells of a ``side x side`` grid in row-major order, ``side``
     a perfect square) -> ``[B, T, D]``. A cell's output depends only on its peers (7 on a
     4x4 grid, 20 on 9x9), the cells a Sudoku rule relates it to.
+
+    Computed without the ``T x T`` graph: a cell's row peers sum to its row's sum minus the
+    cell, and the linear map is applied to the ``side`` unit sums per relation, so one
+    call costs ``O(B T D^2)`` instead of ``O(B T^2 D)``.
     """
 
     def __init__(self, width: int, side: int) -> None:
         super().__init__()
-        self.register_buffer("adjacency", peer_adjacency(side), persistent=False)
+        self.side = side
+        self.box = math.isqrt(side)
         self.combine = nn.Linear(len(PEER_RELATIONS) * width, width, bias=False)
         _init_linear(self.combine)
 
     def forward(self, x: Tensor) -> Tensor:
-        sums = torch.einsum("rts,bsd->btrd", self.adjacency, x)
-        return self.combine(sums.flatten(-2))
+        batch, tokens, width = x.shape
+        side, box = self.side, self.box
+        grid = x.view(batch, side, side, width)
+        row_weight, column_weight, box_weight = self.combine.weight.split(width, dim=1)
+        rows = F.linear(grid.sum(2, keepdim=True), row_weight)
+        columns = F.linear(grid.sum(1, keepdim=True), column_weight)
+        cells_by_box = grid.view(batch, box, box, box, box, width)
+        boxes = F.linear(cells_by_box.sum((2, 4), keepdim=True), box_weight)
+        units = (rows + columns).view(batch, box, box, box, box, width) + boxes
+        selves = F.linear(grid, row_weight + column_weight + box_weight)
+        return (units.view(batch, side, side, width) - selves).view(batch, tokens, width)
 
 
 class Block(nn.Module):

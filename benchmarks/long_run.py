@@ -1,0 +1,234 @@
+"""A long SB3 training run in resumable segments, with a held-out learning curve on several
+evaluation settings (e.g. 9x9 Sudoku per difficulty, mazes per size).
+
+::
+
+    python -m trm_rl.benchmarks.long_run --env TRM-Sudoku-9x9-v0 \\
+        --env-kwargs '{"difficulty": "naked", "max_blanks": [1, 81]}' \\
+        --eval naked='{"difficulty": "naked"}' --eval hidden='{"difficulty": "hidden"}' \\
+        --timesteps 2000000 --segment 100000 --eval-episodes 200 --seed 0 --out DIR
+    python -m trm_rl.benchmarks.long_run ... --out DIR --resume   # a later sitting
+
+Every ``--segment`` env steps the run is checkpointed (``DIR/run``, a ``trm-rl train``
+run directory: ``trm-rl evaluate DIR/run`` and ``load_agent`` read it) and evaluated with
+deterministic actions on ``--eval-episodes`` held-out episodes of each ``--eval`` setting
+(evaluation seed ``--eval-seed``; a setting's env kwargs replace the training ones).
+``DIR/curve.json`` is rewritten atomically after every point: the settings and, per point,
+``timesteps``, the training seconds so far (``train_seconds``, ``train_cpu_seconds``), the
+seconds so far with the evaluations included (``elapsed_seconds``, ``elapsed_cpu_seconds``;
+summed over sittings) and each setting's evaluation. A killed run loses at most one segment;
+``--resume`` continues from the last point with the same settings (only ``--timesteps`` may
+grow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trm_rl.agents.evaluation import evaluate
+from trm_rl.agents.loading import SB3Agent
+from trm_rl.agents.sb3.training import TrainConfig, TrainingInterrupted, train
+from trm_rl.atomic import atomic_write_text
+from trm_rl.cli.dataclass_flags import json_object
+from trm_rl.config import require_int
+
+CURVE_FILE = "curve.json"
+RUN_DIR = "run"
+RESUMABLE = ("timesteps",)
+"""Settings a resumed run may change."""
+
+
+def eval_setting(text: str) -> tuple[str, dict[str, Any]]:
+    """``NAME=JSON`` -> ``(NAME, kwargs)`` (an argparse type)."""
+    name, sep, kwargs = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=JSON (e.g. naked='{{}}'), got {text!r}")
+    return name, json_object(kwargs)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", required=True, help="training env id")
+    parser.add_argument("--env-kwargs", type=json_object, default={}, help="JSON for gym.make")
+    parser.add_argument("--trm-kwargs", type=json_object, default={}, help="JSON TRM overrides")
+    parser.add_argument("--algo-kwargs", type=json_object, default={}, help="JSON algo overrides")
+    parser.add_argument("--n-envs", type=int, default=None, help="override the recipe's n_envs")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    parser.add_argument("--timesteps", type=int, required=True, help="total env steps")
+    parser.add_argument(
+        "--segment", type=int, required=True, help="env steps between held-out evaluations"
+    )
+    parser.add_argument(
+        "--eval",
+        type=eval_setting,
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="an evaluation setting: its env kwargs, used instead of the training ones "
+        "(repeatable; default: one setting 'train' with the training kwargs)",
+    )
+    parser.add_argument("--eval-episodes", type=int, default=200, help="per setting (200)")
+    parser.add_argument("--eval-seed", type=int, default=0, help="evaluation seed (default 0)")
+    parser.add_argument("--out", type=Path, required=True, help="run directory")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue the run in --out")
+    group.add_argument("--overwrite", action="store_true", help="replace the run in --out")
+    args = parser.parse_args(argv)
+    for name in ("timesteps", "segment", "eval_episodes"):
+        require_int(f"--{name.replace('_', '-')}", getattr(args, name), 1)
+    require_int("--eval-seed", args.eval_seed, 0)
+    names = [name for name, _ in args.eval]
+    if len(set(names)) != len(names):
+        parser.error(f"--eval names must differ, got {names}")
+    return args
+
+
+def settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What a resumed run must repeat (besides :data:`RESUMABLE`)."""
+    return {
+        "env": args.env,
+        "env_kwargs": args.env_kwargs,
+        "trm_kwargs": args.trm_kwargs,
+        "algo_kwargs": args.algo_kwargs,
+        "n_envs": args.n_envs,
+        "seed": args.seed,
+        "timesteps": args.timesteps,
+        "segment": args.segment,
+        "evals": dict(args.eval) or {"train": args.env_kwargs},
+        "eval_episodes": args.eval_episodes,
+        "eval_seed": args.eval_seed,
+    }
+
+
+def prepare_out(out: Path, overwrite: bool) -> None:
+    """Create ``out`` for a new run: refused if it holds files, unless ``overwrite`` and they
+    are a long run's own (``curve.json``, ``run/``; the curve is deleted here, the run
+    directory by the first segment's ``train(overwrite=True)``)."""
+    present = sorted(path.name for path in out.iterdir()) if out.is_dir() else []
+    if present and not overwrite:
+        raise FileExistsError(
+            f"{out} is not empty ({', '.join(present[:4])}); pass --resume to continue the run "
+            "in it or --overwrite to replace that run"
+        )
+    foreign = [name for name in present if name not in (CURVE_FILE, RUN_DIR)]
+    if foreign:
+        raise FileExistsError(
+            f"--overwrite deletes only a long run's own files, and {out} also holds {foreign}"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CURVE_FILE).unlink(missing_ok=True)
+
+
+def load_curve(out: Path, wanted: dict[str, Any]) -> list[dict[str, Any]]:
+    """The points of the run in ``out``; ``ValueError`` when its settings differ."""
+    path = out / CURVE_FILE
+    if not path.is_file():
+        raise ValueError(f"--resume: {path} does not exist; start the run without --resume")
+    record = json.loads(path.read_text())
+    saved = {k: v for k, v in record["settings"].items() if k not in RESUMABLE}
+    same = {k: v for k, v in json.loads(json.dumps(wanted)).items() if k not in RESUMABLE}
+    if saved != same:
+        changed = sorted(k for k in same if saved.get(k) != same[k])
+        raise ValueError(
+            f"--resume: the run in {out} has other settings ({', '.join(changed)}); "
+            "only --timesteps may change"
+        )
+    return record["points"]
+
+
+def evaluate_all(
+    model: Any, config: TrainConfig, run_settings: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Each evaluation setting's held-out result (a dict of EvaluationResult fields)."""
+    agent = SB3Agent(model)
+    return {
+        name: evaluate(
+            agent,
+            config.env_id,
+            run_settings["eval_episodes"],
+            run_settings["eval_seed"],
+            kwargs,
+        ).to_dict()
+        for name, kwargs in run_settings["evals"].items()
+    }
+
+
+def point_line(point: dict[str, Any]) -> str:
+    results = " ".join(f"{name} {r['success_rate']:.1%}" for name, r in point["evals"].items())
+    return (
+        f"{point['timesteps']:>9} steps  {point['elapsed_seconds'] / 60:7.1f} min  "
+        f"{point['train_cpu_seconds'] / point['timesteps'] * 1e3:6.2f} CPU-ms/step  {results}"
+    )
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Train and evaluate segment by segment; returns the curve's points."""
+    wanted = settings(args)
+    if args.resume:
+        points = load_curve(args.out, wanted)
+    else:
+        prepare_out(args.out, args.overwrite)
+        points = []
+    config = TrainConfig(
+        args.env,
+        timesteps=args.timesteps,
+        seed=args.seed,
+        env_kwargs=args.env_kwargs,
+        n_envs=args.n_envs,
+        policy_kwargs=args.trm_kwargs,
+        algo_kwargs=args.algo_kwargs,
+    )
+    clocks = dict.fromkeys(
+        ("train_seconds", "train_cpu_seconds", "elapsed_seconds", "elapsed_cpu_seconds"), 0.0
+    )
+    if points:
+        clocks = {name: points[-1][name] for name in clocks}
+    done = points[-1]["timesteps"] if points else 0
+    while done < args.timesteps:
+        target = min(args.timesteps, (done // args.segment + 1) * args.segment)
+        wall, cpu = time.perf_counter(), time.process_time()
+        model = train(
+            replace(config, timesteps=target),
+            args.out / RUN_DIR,
+            resume=done > 0,
+            overwrite=done == 0,
+            checkpoint_every=args.segment,
+        )
+        trained = (time.perf_counter() - wall, time.process_time() - cpu)
+        results = evaluate_all(model, config, wanted)
+        clocks["train_seconds"] += trained[0]
+        clocks["train_cpu_seconds"] += trained[1]
+        clocks["elapsed_seconds"] += time.perf_counter() - wall
+        clocks["elapsed_cpu_seconds"] += time.process_time() - cpu
+        done = model.num_timesteps
+        points.append({"timesteps": done, **clocks, "evals": results})
+        record = {"settings": wanted, "points": points}
+        atomic_write_text(args.out / CURVE_FILE, json.dumps(record, indent=2) + "\n")
+        print(point_line(points[-1]), flush=True)
+    return points
+
+
+def main(argv: list[str] | None = None) -> int:
+    torch.set_num_threads(1)
+    args = parse_args(argv)
+    try:
+        run(args)
+    except TrainingInterrupted as stop:
+        print(f"long_run: stopped: {stop}; continue with --resume", file=sys.stderr)
+        return 128 + stop.signal_number
+    except (ValueError, OSError) as error:
+        print(f"long_run: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
