@@ -1,15 +1,20 @@
 """Recursive controllers against the numerical optimum on held-out Van der Pol problems.
 
 Run: ``python -m trm_rl.benchmarks.control_benchmark RUN_DIR [RUN_DIR ...] [--n 256]
-[--seed 1000]``, with ``RUN_DIR`` the output directories of ``trm-rl control train``.
+[--seed 1000] [--ipopt] [--plan-batches 1 256 1024]``, with ``RUN_DIR`` the output
+directories of ``trm-rl control train``.
 
 In one run: draw ``--n`` held-out problems from ``--seed`` (a seed no training set uses),
 solve them with the optimizer (direct shooting, L-BFGS-B, warm-started from LQR; its wall
-time per problem is reported), then for the LQR teacher and each controller report the gap
-of the mean cost to the optimum, the success rate (``||s_N|| < 0.1``), the fraction of
-problems whose cost never rises over the refinement iterations, the batched planning time
-per problem and its speed-up over the optimizer, the parameter count and the training time
-(from the run's ``metrics.json``). Writes ``benchmarks/results/control.json``,
+time per problem is reported) and, with ``--ipopt`` (the ``ipopt`` extra), with IPOPT
+(:mod:`trm_rl.benchmarks.control_ipopt`; its time per problem and its cost against
+L-BFGS-B's), then for the LQR teacher and each controller report the gap of the mean cost
+to the optimum, the success rate (``||s_N|| < 0.1``), the fraction of problems whose cost
+never rises over the refinement iterations, the batched planning time per problem and its
+speed-up over the optimizer (and over IPOPT), the parameter count and the training time
+(from the run's ``metrics.json``). Planning is also timed per problem at each of
+``--plan-batches`` (problems drawn like the held-out ones), so the speed-up is stated with
+its batch size. Writes ``benchmarks/results/control.json``,
 ``control.md`` and, for the first run, ``control_refinement.png`` (``--out DIR`` elsewhere);
 existing results there are refused unless ``--overwrite``, and the runs and ``--out`` are
 checked before any solving.
@@ -26,29 +31,44 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from trm_rl.agents.control.analysis import plot_refinement, refinement_metrics, simulate_plans
 from trm_rl.agents.control.controller import RecursiveController
-from trm_rl.agents.control.data import generate_dataset, lqr_controls
+from trm_rl.agents.control.data import START_RANGE, generate_dataset, lqr_controls, problem_costs
 from trm_rl.agents.control.model import ControlModelConfig
 from trm_rl.agents.control.train import ControlTrainConfig
 from trm_rl.atomic import atomic_write_text
+from trm_rl.optional import MissingExtraError, require
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PLAN_REPEATS = 3
 """Planning is timed as the best of this many batched calls."""
 OUTPUTS = ("control.json", "control.md", "control_refinement.png")
 """What a run writes into ``--out``."""
+PLAN_BATCHES = (1, 256, 1024)
+"""Default batch sizes at which planning is timed."""
 
 
-def controller_row(directory: Path, dataset, optimizer_seconds: float) -> dict[str, Any]:
+def plan_seconds(controller: RecursiveController, states: np.ndarray) -> float:
+    """Wall seconds per problem of one batched ``plan`` call (best of :data:`PLAN_REPEATS`)."""
+    return min(_timed(lambda: controller.plan(states)) for _ in range(PLAN_REPEATS)) / len(states)
+
+
+def controller_row(
+    directory: Path,
+    dataset,
+    optimizer_seconds: float,
+    ipopt_seconds: float | None,
+    batch_states: dict[int, np.ndarray],
+) -> dict[str, Any]:
     """Metrics of one trained controller on the held-out problems."""
     controller = RecursiveController.load(directory)
     metrics = refinement_metrics(controller, dataset)
-    plan_seconds = min(_timed(lambda: controller.plan(dataset.states)) for _ in range(PLAN_REPEATS))
     saved = json.loads((directory / "metrics.json").read_text())
-    per_problem = plan_seconds / len(dataset)
+    per_problem = plan_seconds(controller, dataset.states)
+    by_batch = {batch: plan_seconds(controller, states) for batch, states in batch_states.items()}
     return {
         "run": directory.name,
         "objective": saved["train"]["objective"],
@@ -65,6 +85,10 @@ def controller_row(directory: Path, dataset, optimizer_seconds: float) -> dict[s
         "mean_cost_per_iteration": metrics["mean_cost"],
         "plan_seconds_per_problem": per_problem,
         "speedup_vs_optimizer": optimizer_seconds / per_problem,
+        "plan_seconds_per_problem_by_batch": by_batch,
+        "speedup_vs_ipopt_by_batch": None
+        if ipopt_seconds is None
+        else {batch: ipopt_seconds / seconds for batch, seconds in by_batch.items()},
         "model": controller.config.to_dict(),
         "train": saved["train"],
         "analysis": metrics,
@@ -122,10 +146,54 @@ def markdown(result: dict[str, Any]) -> str:
             f"{1e3 * row['plan_seconds_per_problem']:.3f} ms | "
             f"{row['speedup_vs_optimizer']:.0f}x |"
         )
+    lines += ["", *speed_table(result)]
     lines += ["", "Training commands:", ""]
     lines += [f"- {row['run']}: `{train_command(row)}`" for row in result["controllers"]]
     lines += ["", f"Machine: {result['machine']}.", ""]
     return "\n".join(lines)
+
+
+def speed_table(result: dict[str, Any]) -> list[str]:
+    """Planning time per problem by batch size, and the speed-up over IPOPT."""
+    ipopt = result["ipopt"]
+    lines = []
+    if ipopt is not None:
+        lines += [
+            f"IPOPT (CasADi, multiple shooting, exact Hessians, LQR warm start, one problem per "
+            f"call): {1e3 * ipopt['seconds_per_problem']:.2f} ms per problem, "
+            f"{ipopt['mean_iterations']:.1f} iterations on average, "
+            f"{100 * ipopt['converged']:.1f}% converged, mean cost "
+            f"{100 * ipopt['gap']:+.4f}% against L-BFGS-B's.",
+            "",
+        ]
+    batches = result["plan_batches"]
+    lines += [
+        "| controller | "
+        + " | ".join(f"plan / problem, batch {batch}" for batch in batches)
+        + (" | " + " | ".join(f"vs IPOPT, batch {b}" for b in batches) if ipopt else "")
+        + " |",
+        "|---|" + "---|" * (len(batches) * (2 if ipopt else 1)),
+    ]
+    for row in result["controllers"]:
+        cells = [f"{1e3 * row['plan_seconds_per_problem_by_batch'][b]:.3f} ms" for b in batches]
+        if ipopt:
+            cells += [f"{row['speedup_vs_ipopt_by_batch'][b]:.0f}x" for b in batches]
+        lines.append(f"| {row['run']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def solve_with_ipopt(dataset) -> dict[str, Any]:
+    """IPOPT on the held-out problems: time per problem, iterations, cost against L-BFGS-B."""
+    from trm_rl.benchmarks.control_ipopt import IpoptSolver
+
+    solved = IpoptSolver().solve(dataset.states, dataset.targets)
+    costs = problem_costs(dataset.states, solved.controls, dataset.targets)
+    return {
+        "seconds_per_problem": solved.seconds_per_problem,
+        "mean_iterations": float(solved.iterations.mean()),
+        "converged": float(solved.converged.mean()),
+        "gap": float(costs.mean() / dataset.costs.mean() - 1.0),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -135,7 +203,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=1000, help="problem seed (default: 1000)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument("--overwrite", action="store_true", help="replace existing results")
+    parser.add_argument(
+        "--ipopt", action="store_true", help='also time IPOPT (pip install "trm-rl[ipopt]")'
+    )
+    parser.add_argument(
+        "--plan-batches",
+        type=int,
+        nargs="+",
+        default=list(PLAN_BATCHES),
+        help=f"batch sizes at which planning is timed (default {' '.join(map(str, PLAN_BATCHES))})",
+    )
     args = parser.parse_args(argv)
+    if min(args.plan_batches) < 1:
+        parser.error(f"--plan-batches must be >= 1, got {args.plan_batches}")
+    if args.ipopt:
+        try:
+            require("casadi", "--ipopt")
+        except MissingExtraError as error:
+            parser.error(str(error))
     existing = [name for name in OUTPUTS if (args.out / name).exists()]
     if existing and not args.overwrite:
         parser.error(f"{args.out} already holds {', '.join(existing)}; pass --overwrite")
@@ -164,7 +249,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "gap": float(lqr_costs.mean() / dataset.costs.mean() - 1.0),
             "success_rate": float((lqr_distances < 0.1).mean()),
         },
-        "controllers": [controller_row(run, dataset, optimizer_seconds) for run in args.runs],
+        "ipopt": solve_with_ipopt(dataset) if args.ipopt else None,
+        "plan_batches": args.plan_batches,
+    }
+    ipopt_seconds = result["ipopt"]["seconds_per_problem"] if args.ipopt else None
+    rng = np.random.default_rng(args.seed)
+    batch_states = {
+        batch: rng.uniform(-START_RANGE, START_RANGE, (batch, 2)).astype(np.float32)
+        for batch in args.plan_batches
+    }
+    result |= {
+        "controllers": [
+            controller_row(run, dataset, optimizer_seconds, ipopt_seconds, batch_states)
+            for run in args.runs
+        ],
         "machine": f"{platform.processor() or platform.machine()}, torch "
         f"{torch.__version__}, 1 thread",
     }

@@ -1,6 +1,8 @@
 """Supervised recursive control: teachers, model, controller, trainer, analysis, CLI."""
 
+import importlib.util
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -270,6 +272,33 @@ def test_cli_generate_train_analyze(tmp_path, capsys):
     assert "success" in capsys.readouterr().out
 
 
+def test_control_benchmark_without_casadi_names_the_extra(monkeypatch, capsys, tmp_path):
+    from trm_rl.benchmarks import control_benchmark
+
+    monkeypatch.setitem(sys.modules, "casadi", None)
+    with pytest.raises(SystemExit) as refused:
+        control_benchmark.main([str(tmp_path), "--ipopt", "--out", str(tmp_path / "out")])
+    assert refused.value.code == 2
+    assert 'pip install "trm-rl[ipopt]"' in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_ipopt_reaches_the_lbfgsb_optimum_from_the_lqr_warm_start():
+    pytest.importorskip("casadi")
+    from trm_rl.benchmarks.control_ipopt import IpoptSolver
+
+    states = np.array([[1.5, -0.5], [-1.0, 1.8]])
+    targets = np.array([[0.0, 0.0], [0.5, 0.0]])
+    solved = IpoptSolver().solve(states, targets)
+    assert solved.converged.all() and (np.abs(solved.controls) <= 2.0).all()
+    assert solved.seconds_per_problem > 0 and (solved.iterations > 0).all()
+    costs = problem_costs(states, solved.controls, targets)
+    optimum = problem_costs(states, optimal_controls(states, targets), targets)
+    np.testing.assert_allclose(costs, optimum, rtol=1e-6)
+    assert (costs < problem_costs(states, lqr_controls(states, targets), targets)).all()
+
+
 @pytest.mark.slow
 def test_control_benchmark_reports_every_run(datasets, tmp_path):
     from trm_rl.benchmarks import control_benchmark
@@ -284,9 +313,18 @@ def test_control_benchmark_reports_every_run(datasets, tmp_path):
         tensorboard=False,
     )
     train(ControlModelConfig(**TINY), config)
-    result = control_benchmark.main([str(tmp_path / "tiny"), "--n", "4", "--out", str(tmp_path)])
+    ipopt = ["--ipopt"] if importlib.util.find_spec("casadi") else []
+    batches = ["--plan-batches", "1", "3"]
+    result = control_benchmark.main(
+        [str(tmp_path / "tiny"), "--n", "4", "--out", str(tmp_path), *batches, *ipopt]
+    )
     (row,) = result["controllers"]
     assert row["run"] == "tiny" and row["train_batches"] == 1 and row["speedup_vs_optimizer"] > 0
+    assert set(row["plan_seconds_per_problem_by_batch"]) == {1, 3}
+    if ipopt:
+        assert result["ipopt"]["converged"] == 1.0 and abs(result["ipopt"]["gap"]) < 1e-6
+        assert set(row["speedup_vs_ipopt_by_batch"]) == {1, 3}
+        assert "vs IPOPT, batch 3" in (tmp_path / "control.md").read_text()
     assert 0.0 <= row["success_rate"] <= 1.0 and len(row["mean_cost_per_iteration"]) == 3
     assert result["lqr"]["success_rate"] == 1.0
     assert "--batches 1" in (tmp_path / "control.md").read_text()

@@ -35,6 +35,21 @@ def test_float_and_torch_paths_agree_in_float64():
         np.testing.assert_allclose(simulate(start, sequence), expected, rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_untracked_rollout_equals_the_tracked_one_exactly(dtype):
+    generator = torch.Generator().manual_seed(3)
+    states = torch.rand(5, 2, dtype=dtype, generator=generator) * 4 - 2
+    controls = (torch.rand(5, 100, dtype=dtype, generator=generator) * 4 - 2).requires_grad_()
+    tracked = rollout(states, controls)
+    assert tracked.requires_grad
+    with torch.no_grad():
+        untracked = rollout(states, controls)
+    assert not untracked.requires_grad and untracked.dtype == dtype
+    assert torch.equal(untracked, tracked.detach())
+    strided = rollout(states, controls.detach().t().contiguous().t())
+    assert torch.equal(strided, untracked)
+
+
 def test_env_follows_the_simulator():
     env = VanDerPolEnv()
     controls = np.random.default_rng(1).uniform(-2, 2, 100).astype(np.float32)
