@@ -31,10 +31,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import torch
 
 from trm_rl.agents.evaluation import evaluate
-from trm_rl.agents.loading import SB3Agent
+from trm_rl.agents.loading import load_agent
 from trm_rl.agents.sb3.training import TrainConfig, TrainingInterrupted, train
 from trm_rl.atomic import atomic_write_text
 from trm_rl.cli.dataclass_flags import json_object
@@ -61,6 +62,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trm-kwargs", type=json_object, default={}, help="JSON TRM overrides")
     parser.add_argument("--algo-kwargs", type=json_object, default={}, help="JSON algo overrides")
     parser.add_argument("--n-envs", type=int, default=None, help="override the recipe's n_envs")
+    parser.add_argument(
+        "--random-h-cycles",
+        type=int,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        default=None,
+        help="draw the TRM policy's H from LOW..HIGH for every rollout and its update",
+    )
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     parser.add_argument("--timesteps", type=int, required=True, help="total env steps")
     parser.add_argument(
@@ -99,6 +108,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "trm_kwargs": args.trm_kwargs,
         "algo_kwargs": args.algo_kwargs,
         "n_envs": args.n_envs,
+        "random_h_cycles": args.random_h_cycles,
         "seed": args.seed,
         "timesteps": args.timesteps,
         "segment": args.segment,
@@ -144,21 +154,19 @@ def load_curve(out: Path, wanted: dict[str, Any]) -> list[dict[str, Any]]:
     return record["points"]
 
 
-def evaluate_all(
-    model: Any, config: TrainConfig, run_settings: dict[str, Any]
-) -> dict[str, dict[str, Any]]:
-    """Each evaluation setting's held-out result (a dict of EvaluationResult fields)."""
-    agent = SB3Agent(model)
-    return {
-        name: evaluate(
-            agent,
-            config.env_id,
-            run_settings["eval_episodes"],
-            run_settings["eval_seed"],
-            kwargs,
+def evaluate_all(run_dir: Path, env_id: str, run_settings: dict[str, Any]) -> dict[str, Any]:
+    """Each evaluation setting's held-out result (a dict of EvaluationResult fields), for
+    the checkpoint in ``run_dir`` loaded as a user would (:func:`load_agent`; built for the
+    setting's observation space, e.g. another maze size)."""
+    results = {}
+    for name, kwargs in run_settings["evals"].items():
+        env = gym.make(env_id, **kwargs)
+        agent = load_agent(run_dir, observation_space=env.observation_space, device="cpu")
+        env.close()
+        results[name] = evaluate(
+            agent, env_id, run_settings["eval_episodes"], run_settings["eval_seed"], kwargs
         ).to_dict()
-        for name, kwargs in run_settings["evals"].items()
-    }
+    return results
 
 
 def point_line(point: dict[str, Any]) -> str:
@@ -185,6 +193,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         n_envs=args.n_envs,
         policy_kwargs=args.trm_kwargs,
         algo_kwargs=args.algo_kwargs,
+        random_h_cycles=args.random_h_cycles,
     )
     clocks = dict.fromkeys(
         ("train_seconds", "train_cpu_seconds", "elapsed_seconds", "elapsed_cpu_seconds"), 0.0
@@ -203,7 +212,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             checkpoint_every=args.segment,
         )
         trained = (time.perf_counter() - wall, time.process_time() - cpu)
-        results = evaluate_all(model, config, wanted)
+        results = evaluate_all(args.out / RUN_DIR, args.env, wanted)
         clocks["train_seconds"] += trained[0]
         clocks["train_cpu_seconds"] += trained[1]
         clocks["elapsed_seconds"] += time.perf_counter() - wall

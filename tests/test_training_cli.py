@@ -6,6 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.envs.registration import registry
+from stable_baselines3.common.callbacks import BaseCallback
 
 from trm_rl import load_agent
 from trm_rl.agents.evaluation import evaluate, evaluation_seed
@@ -17,6 +18,7 @@ from trm_rl.agents.sb3.training import (
     TrainConfig,
     make_model,
     matched_mlp_config,
+    train,
     with_schedules,
 )
 from trm_rl.cli import main
@@ -277,3 +279,76 @@ def test_train_cli_positions_flag_reaches_the_policy(tmp_path, capsys):
     reinforce = ["train", "--env", "TRM-Maze-v0", "--algo", "reinforce", "--out", str(tmp_path)]
     assert main([*reinforce, "--positions", "none"]) == 2
     assert "--positions applies to ppo" in capsys.readouterr().err
+
+
+class CycleSpy(BaseCallback):
+    """Records the core's H at each rollout start and, through a forward hook, the H of
+    every forward call made during the rollout and the update after it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rollouts: list[set[int]] = []
+
+    def _on_training_start(self) -> None:
+        core = self.model.policy.network.core
+        core.register_forward_pre_hook(
+            lambda module, _: self.rollouts[-1].add(module.config.h_cycles)
+        )
+
+    def _on_rollout_start(self) -> None:
+        self.rollouts.append(set())
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def random_cycle_draws(seed: int) -> tuple[list[set[int]], int]:
+    config = TrainConfig(
+        "TRM-Maze-v0",
+        timesteps=16 * 32,
+        seed=seed,
+        n_envs=2,
+        policy_kwargs={"hidden_dim": 8, "h_cycles": 2, "l_cycles": 1},
+        algo_kwargs={"n_steps": 16, "batch_size": 32, "n_epochs": 1},
+        random_h_cycles=(1, 5),
+    )
+    spy = CycleSpy()
+    model = train(config, callbacks=[spy])
+    return spy.rollouts, model.policy.network.core.config.h_cycles
+
+
+def test_random_h_cycles_hold_for_a_rollout_and_its_update_and_are_reproducible():
+    draws, kept = random_cycle_draws(seed=0)
+    assert len(draws) == 16 and kept == 2
+    assert all(len(used) == 1 for used in draws)  # rollout and update share one H
+    values = [used.pop() for used in draws]
+    assert set(values) <= set(range(1, 6)) and len(set(values)) >= 3
+    again, _ = random_cycle_draws(seed=0)
+    assert [used.pop() for used in again] == values
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"random_h_cycles": (0, 3)}, "random_h_cycles low"),
+        ({"random_h_cycles": (3, 2)}, "random_h_cycles high"),
+        ({"random_h_cycles": (1, 2, 3)}, "pair"),
+        ({"random_h_cycles": (1, 3), "policy": "mlp"}, "shared weights"),
+        ({"random_h_cycles": (1, 3), "policy_kwargs": {"shared_weights": False}}, "shared"),
+    ],
+)
+def test_bad_random_h_cycles_are_refused(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig("TRM-Maze-v0", **overrides)
+
+
+def test_random_h_cycles_flag_reaches_the_config_and_not_reinforce(tmp_path, capsys):
+    out = tmp_path / "random"
+    argv = ["train", "--env", "TRM-Maze-v0", "--timesteps", "256", "--n-envs", "2"]
+    assert main([*argv, "--out", str(out), "--random-h-cycles", "1", "3", *TINY_FLAGS]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["random_h_cycles"] == [1, 3] and saved["trm"]["h_cycles"] == 2
+    assert load_agent(out).policy.network.core.config.h_cycles == 2
+    reinforce = ["train", "--env", "TRM-Maze-v0", "--algo", "reinforce", "--out", str(tmp_path)]
+    assert main([*reinforce, "--random-h-cycles", "1", "3"]) == 2
+    assert "--random-h-cycles applies to ppo" in capsys.readouterr().err

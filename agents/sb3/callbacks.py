@@ -15,6 +15,7 @@ Late cycles that still change z_H and the greedy action show that recursion is u
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -87,6 +88,48 @@ class TRMDiagnosticsCallback(BaseCallback):
         for name, values in cycle_statistics(self.model.policy, obs).items():
             for cycle, value in enumerate(values, start=1):
                 self.logger.record(f"trm/{name}_{cycle}", value)
+
+
+class RandomCyclesCallback(BaseCallback):
+    """Draw a TRM policy's outer cycle count H uniformly from ``low..high`` for every rollout;
+    the update that follows the rollout uses the same H, so PPO's probability ratios compare
+    the same network. Training over a range of depths asks for an operator whose answer
+    holds as cycles are added (a "progressive" training in the sense of Deep Thinking), the
+    property that test-time cycles need. The policy's own H is restored when training ends.
+
+    Each draw comes from a generator seeded with ``(seed, num_timesteps)``, so a resumed run
+    draws what an uninterrupted one would.
+
+    Args:
+        low, high: the inclusive range of H (1 <= low <= high).
+        seed: the run's seed.
+    """
+
+    def __init__(self, low: int, high: int, seed: int, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        require_int("low", low, 1)
+        require_int("high", high, low)
+        require_int("seed", seed, 0)
+        self.low, self.high, self.seed = low, high, seed
+
+    def _on_training_start(self) -> None:
+        core = getattr(getattr(self.model.policy, "network", None), "core", None)
+        if core is None or not core.config.shared_weights:
+            raise TypeError("random cycles need a TRM policy with shared weights")
+        self._core = core
+        self._trained_config = core.config
+
+    def _on_rollout_start(self) -> None:
+        rng = np.random.default_rng([self.seed, self.model.num_timesteps])
+        h_cycles = int(rng.integers(self.low, self.high + 1))
+        self._core.config = replace(self._trained_config, h_cycles=h_cycles)
+        self.logger.record("trm/h_cycles", h_cycles)
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_training_end(self) -> None:
+        self._core.config = self._trained_config
 
 
 class TrainingDiverged(ValueError):

@@ -43,6 +43,7 @@ import trm_rl.envs  # noqa: F401  (registers the TRM-* ids)
 from trm_rl.agents.network import parameter_count
 from trm_rl.agents.sb3.callbacks import (
     FiniteCheckCallback,
+    RandomCyclesCallback,
     RunCheckpointCallback,
     TrainingDiverged,
     TRMDiagnosticsCallback,
@@ -104,6 +105,10 @@ class TrainConfig:
     """Overrides of the recommended algorithm keyword arguments."""
     device: str = "auto"
     """Torch device, ``"auto"`` as in SB3."""
+    random_h_cycles: tuple[int, int] | None = None
+    """``(low, high)``: draw the TRM policy's outer cycles H from ``low..high`` for every
+    rollout and its update (:class:`~trm_rl.agents.sb3.callbacks.RandomCyclesCallback`);
+    the policy keeps its own H (``policy_kwargs``) for evaluation. ``None``: always H."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.env_id, str) or not self.env_id:
@@ -121,6 +126,22 @@ class TrainConfig:
         algo_kwargs = self.resolved_algo_kwargs()
         check_algo_kwargs(self.resolved_algo, algo_kwargs)
         with_schedules(algo_kwargs)
+        self._check_random_h_cycles()
+
+    def _check_random_h_cycles(self) -> None:
+        if self.random_h_cycles is None:
+            return
+        pair = self.random_h_cycles
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise ValueError(f"random_h_cycles must be a pair (low, high), got {pair!r}")
+        require_int("random_h_cycles low", pair[0], 1)
+        require_int("random_h_cycles high", pair[1], pair[0])
+        object.__setattr__(self, "random_h_cycles", (pair[0], pair[1]))
+        if self.policy != "trm" or self.resolved_policy_kwargs().get("shared_weights") is False:
+            raise ValueError(
+                "random_h_cycles needs the TRM policy with shared weights (the same block at "
+                "every cycle)"
+            )
 
     @property
     def resolved_algo(self) -> str:
@@ -625,6 +646,8 @@ def train(
             )
     guard = FiniteCheckCallback()
     callback_list = [guard, *(callbacks or [])]
+    if config.random_h_cycles is not None:
+        callback_list.append(RandomCyclesCallback(*config.random_h_cycles, seed=config.seed))
     if tensorboard is not None and config.policy == "trm":
         callback_list.append(TRMDiagnosticsCallback())
     if out is None:

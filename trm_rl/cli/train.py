@@ -104,6 +104,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help='token positions: "learned" (tied to the grid size) or "none" (any grid size; '
         "PPO/A2C/MaskablePPO)",
     )
+    core.add_argument(
+        "--random-h-cycles",
+        type=int,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        default=None,
+        help="draw H from LOW..HIGH for every rollout and its update (PPO/A2C/MaskablePPO; "
+        "the saved policy keeps --h-cycles)",
+    )
     reinforce_cli.add_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -132,8 +141,10 @@ def run(args: argparse.Namespace) -> int:
     require_int("--n-envs", args.n_envs, 1, allow_none=True)
     require_int("--checkpoint-every", args.checkpoint_every, 1, allow_none=True)
     if args.algo == "reinforce":
-        if args.positions is not None:
-            raise ValueError("--positions applies to ppo, a2c and maskable-ppo, not reinforce")
+        for flag in ("random_h_cycles", "positions"):
+            if getattr(args, flag) is not None:
+                name = "--" + flag.replace("_", "-")
+                raise ValueError(f"{name} applies to ppo, a2c and maskable-ppo, not reinforce")
         if args.algo_kwargs:
             raise ValueError(
                 "--algo-kwargs applies to ppo, a2c and maskable-ppo; REINFORCE takes its own flags"
@@ -170,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
         policy_kwargs={name: getattr(args, name) for name in core_flags},
         algo_kwargs=args.algo_kwargs,
         device=args.device,
+        random_h_cycles=args.random_h_cycles,
     )
     every = DEFAULT_CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every
     try:

@@ -1,0 +1,68 @@
+"""benchmarks/long_run.py: segments, the held-out curve per setting, resume and refusals."""
+
+import json
+
+import pytest
+
+from trm_rl.benchmarks import long_run
+
+TINY = [
+    "--env",
+    "TRM-Maze-v0",
+    "--n-envs",
+    "2",
+    "--trm-kwargs",
+    '{"hidden_dim": 8, "h_cycles": 1, "l_cycles": 1}',
+    "--algo-kwargs",
+    '{"n_steps": 32, "batch_size": 64, "n_epochs": 1}',
+    "--segment",
+    "64",
+    "--eval-episodes",
+    "3",
+    "--eval",
+    "five={}",
+    "--eval",
+    'seven={"size": 7}',
+]
+
+
+def test_segments_curve_and_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert long_run.main([*TINY, "--timesteps", "128", "--out", str(out)]) == 0
+    record = json.loads((out / "curve.json").read_text())
+    assert [p["timesteps"] for p in record["points"]] == [64, 128]
+    first = record["points"][-1]
+    assert set(first["evals"]) == {"five", "seven"} and first["evals"]["seven"]["episodes"] == 3
+    assert 0 < first["train_seconds"] <= first["elapsed_seconds"]
+    assert (out / "run" / "model.zip").is_file()
+    assert long_run.main([*TINY, "--timesteps", "192", "--out", str(out), "--resume"]) == 0
+    points = json.loads((out / "curve.json").read_text())["points"]
+    assert [p["timesteps"] for p in points] == [64, 128, 192]
+    assert points[2]["elapsed_seconds"] > points[1]["elapsed_seconds"]
+    assert "192 steps" in capsys.readouterr().out
+
+
+def test_refusals_name_the_problem(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert long_run.main([*TINY, "--timesteps", "64", "--out", str(out)]) == 0
+    before = (out / "curve.json").read_bytes()
+    assert long_run.main([*TINY, "--timesteps", "64", "--out", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    changed = [*TINY, "--timesteps", "128", "--out", str(out), "--resume", "--seed", "1"]
+    assert long_run.main(changed) == 2
+    assert "other settings (seed)" in capsys.readouterr().err
+    assert (out / "curve.json").read_bytes() == before
+    assert (
+        long_run.main([*TINY, "--timesteps", "64", "--out", str(tmp_path / "new"), "--resume"]) == 2
+    )
+    assert "does not exist" in capsys.readouterr().err
+    (out / "notes.txt").write_text("mine")
+    assert long_run.main([*TINY, "--timesteps", "64", "--out", str(out), "--overwrite"]) == 2
+    assert "notes.txt" in capsys.readouterr().err and (out / "notes.txt").is_file()
+
+
+@pytest.mark.parametrize("bad", [["--eval", "noequals"], ["--eval", "a={}", "--eval", "a={}"]])
+def test_bad_eval_settings_exit_2(tmp_path, bad):
+    with pytest.raises(SystemExit) as refused:
+        long_run.main([*TINY, "--timesteps", "64", "--out", str(tmp_path / "x"), *bad])
+    assert refused.value.code == 2
