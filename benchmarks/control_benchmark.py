@@ -36,10 +36,11 @@ import torch
 
 from trm_rl.agents.control.analysis import plot_refinement, refinement_metrics, simulate_plans
 from trm_rl.agents.control.controller import RecursiveController
-from trm_rl.agents.control.data import START_RANGE, generate_dataset, lqr_controls, problem_costs
+from trm_rl.agents.control.data import generate_dataset, lqr_controls, problem_costs
 from trm_rl.agents.control.model import ControlModelConfig
 from trm_rl.agents.control.train import ControlTrainConfig
 from trm_rl.atomic import atomic_write_text
+from trm_rl.envs.vanderpol import START_RANGE
 from trm_rl.optional import MissingExtraError, require
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -46,11 +46,9 @@ from trm_rl.envs.dynamics import (
     rollout,
     trajectory_cost,
 )
-from trm_rl.envs.vanderpol import STATE_LIMIT, TARGET_LIMIT
+from trm_rl.envs.vanderpol import START_RANGE, STATE_LIMIT, TARGET_LIMIT
 
 TEACHERS = ("lqr", "optimal")
-START_RANGE = 2.0
-"""Initial states are uniform in ``[-START_RANGE, START_RANGE]^2`` (as the environment)."""
 COST_TOLERANCE = 1e-6
 """Relative tolerance between a dataset's stored costs and the costs simulated from its
 controls."""
