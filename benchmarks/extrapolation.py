@@ -42,6 +42,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,15 +53,21 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from scipy.stats import binomtest
+from stable_baselines3.common.preprocessing import preprocess_obs
+from torch import Tensor
 
 from trm_rl.agents.evaluation import evaluation_seed
 from trm_rl.agents.loading import load_agent, read_config, resolve_source
-from trm_rl.config import require_choice, require_int
+from trm_rl.config import require_bool, require_choice, require_int
+from trm_rl.core import Carry
 from trm_rl.envs.maze_layouts import FAMILIES
 
 RESULTS = Path(__file__).resolve().parent / "results" / "extrapolation"
 STEPS_PER_CELL = 4
 """The step limit of an ``n x n`` maze is ``STEPS_PER_CELL * n * n``."""
+CARRIED_VISITS = 2
+"""With a carried latent, an episode ends when the agent enters a cell for the third time
+(a policy with memory may come back once; a loop repeats within two rounds)."""
 ENV_ID = "TRM-Maze-v0"
 
 
@@ -118,34 +125,86 @@ def held_out_mazes(size: int, family: str, episodes: int, seed: int) -> list[dic
     return mazes
 
 
-def play(agent: Any, mazes: list[dict[str, Any]], size: int) -> list[Episode]:
-    """Play every maze with greedy actions, all in lockstep (one batched ``predict`` per step
-    for the unfinished ones); see the module docstring for how episodes end."""
+class CarriedLatent:
+    """Greedy actions of a TRM maze policy whose recursion carries on across env steps: at
+    every step of an episode the core starts from the previous step's final ``z_H, z_L``
+    instead of its initial states (DRC-style "thinking" that accumulates while the agent
+    walks; the maze does not change, only the agent's cell does).
+
+    Args:
+        agent: an :class:`~trm_rl.agents.loading.SB3Agent` with a TRM policy.
+        n_episodes: episodes played in lockstep, indexed ``0 .. n_episodes - 1``.
+    """
+
+    def __init__(self, agent: Any, n_episodes: int) -> None:
+        self.policy = agent.policy
+        self.network = self.policy.features_extractor.network
+        self.carry: Carry | None = None
+        self.n_episodes = n_episodes
+
+    def actions(self, observations: np.ndarray, episodes: list[int]) -> np.ndarray:
+        """Greedy actions for ``observations [len(episodes), 3, n, n]`` of those episodes."""
+        policy, network = self.policy, self.network
+        with torch.no_grad():
+            obs, _ = policy.obs_to_tensor(observations)
+            obs = preprocess_obs(obs, policy.observation_space, policy.normalize_images)
+            x = network.tokenizer(obs)
+            if self.carry is None:
+                initial = network.core.initial_carry(self.n_episodes, x.shape[1])
+                self.carry = Carry(*(tensor.clone() for tensor in astuple_carry(initial)))
+            rows = torch.as_tensor(episodes, device=x.device)
+            carry = Carry(*(tensor[rows] for tensor in astuple_carry(self.carry)))
+            out = network.core(x, carry)
+            for tensor, update in zip(
+                astuple_carry(self.carry), astuple_carry(out.carry), strict=True
+            ):
+                tensor[rows] = update
+            features = policy.features_extractor.features(out.states[-1], x, obs)
+            latent = policy.mlp_extractor.forward_actor(features)
+            chosen = policy._get_action_dist_from_latent(latent).get_actions(deterministic=True)
+        return chosen.cpu().numpy()
+
+
+def astuple_carry(carry: Carry) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The tensors of ``carry`` in :class:`~trm_rl.core.Carry` field order."""
+    return carry.z_H, carry.z_L, carry.steps, carry.halted
+
+
+def play(agent: Any, mazes: list[dict[str, Any]], size: int, carry: bool = False) -> list[Episode]:
+    """Play every maze with greedy actions, all in lockstep (one batched forward per step
+    for the unfinished ones); see the module docstring for how episodes end. With
+    ``carry``, the policy's latent carries across steps (:class:`CarriedLatent`)."""
     limit = STEPS_PER_CELL * size * size
+    carried = CarriedLatent(agent, len(mazes)) if carry else None
     envs = [gym.make(ENV_ID, size=size, max_episode_steps=limit) for _ in mazes]
     episodes, observations = [], []
     for env, maze in zip(envs, mazes, strict=True):
         obs, info = env.reset(options={"maze": maze})
         episodes.append(Episode(info["shortest_path"], [env.unwrapped.agent_pos]))
         observations.append(obs)
-    visited = [set(episode.path) for episode in episodes]
+    visits = [Counter(episode.path) for episode in episodes]
+    allowed_visits = CARRIED_VISITS if carry else 1
     active = list(range(len(mazes)))
     while active:
-        actions, _ = agent.predict(np.stack([observations[i] for i in active]), deterministic=True)
+        batch = np.stack([observations[i] for i in active])
+        if carried is None:
+            actions, _ = agent.predict(batch, deterministic=True)
+        else:
+            actions = carried.actions(batch, active)
         still = []
         for i, action in zip(active, actions, strict=True):
             observations[i], _, terminated, truncated, info = envs[i].step(action)
             cell = envs[i].unwrapped.agent_pos
             episode = episodes[i]
             episode.path.append(cell)
+            visits[i][cell] += 1
             if terminated:
                 episode.success, episode.ending = bool(info["is_success"]), "goal"
-            elif cell in visited[i]:
+            elif visits[i][cell] > allowed_visits:
                 episode.ending = "revisit"
             elif truncated:
                 episode.ending = "step_limit"
             else:
-                visited[i].add(cell)
                 still.append(i)
         active = still
     for env in envs:
@@ -234,6 +293,7 @@ def run(
     family: str = "perfect",
     device: str = "cpu",
     on_result: Callable[[list[CellResult]], None] | None = None,
+    carry: bool = False,
 ) -> tuple[list[CellResult], dict[int, tuple[list[dict[str, Any]], dict[int, list[Episode]]]]]:
     """Play every (size, cycles) pair.
 
@@ -247,6 +307,8 @@ def run(
         family: maze family of the held-out mazes (``"perfect"``, ``"open"``, ``"mixed"``).
         device: torch device of the policy (``"cpu"``, ``"cuda"``, ``"auto"``).
         on_result: called with the results so far after every (size, cycles) pair.
+        carry: carry the policy's latent across the steps of an episode
+            (:class:`CarriedLatent`); an episode then ends at the third entry of a cell.
 
     Returns:
         The results in (size, cycles) order, and per size its mazes and each cycle count's
@@ -259,6 +321,7 @@ def run(
             positions: the error names them).
     """
     check_arguments(sizes, cycles, episodes, seed, family)
+    require_bool("carry", carry)
     trained_setting(source)
     results, played = [], {}
     for size in sizes:
@@ -269,7 +332,7 @@ def run(
             agent = load_agent(
                 source, h_cycles=count, observation_space=maze_space(size), device=device
             )
-            by_cycles[count] = play(agent, mazes, size)
+            by_cycles[count] = play(agent, mazes, size, carry)
             results.append(summarize(size, count, by_cycles[count], time.perf_counter() - start))
             if on_result is not None:
                 on_result(results)
@@ -398,6 +461,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing result")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument(
+        "--carry",
+        action="store_true",
+        help="carry the policy's latent across the steps of an episode (ends at a cell's "
+        "third entry)",
+    )
     args = parser.parse_args(argv)
     args.command = "python -m trm_rl.benchmarks.extrapolation " + " ".join(
         argv if argv is not None else sys.argv[1:]
@@ -425,7 +494,10 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "family": args.family,
         "step_limit": f"{STEPS_PER_CELL} * size**2",
-        "episode_end": "goal, step limit, or a revisited cell (greedy memoryless policy)",
+        "carry": args.carry,
+        "episode_end": "goal, step limit, or a cell entered a third time (carried latent)"
+        if args.carry
+        else "goal, step limit, or a revisited cell (greedy memoryless policy)",
         "threads": args.threads,
         "device": args.device,
         "torch": torch.__version__,
@@ -448,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         args.family,
         args.device,
         on_result=write,
+        carry=args.carry,
     )
     seconds = time.perf_counter() - start
     write(results, seconds)

@@ -2,9 +2,12 @@
 
 import json
 
+import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
+from trm_rl import load_agent
 from trm_rl.agents.sb3.training import TrainConfig, config_record, make_model, train
 from trm_rl.benchmarks import extrapolation
 from trm_rl.envs.maze_layouts import shortest_path
@@ -123,3 +126,24 @@ def test_bad_arguments_raise_naming_them(run_dir, kwargs, error, match):
     arguments = {"sizes": [5], "cycles": [1], "episodes": 1, **kwargs}
     with pytest.raises(error, match=match):
         extrapolation.run(run_dir, **arguments)
+
+
+def test_carried_latent_starts_fresh_then_carries_each_episode_on_its_own(run_dir):
+    agent = load_agent(run_dir, observation_space=extrapolation.maze_space(7))
+    mazes = extrapolation.held_out_mazes(7, "perfect", 3, seed=0)
+    env = gym.make("TRM-Maze-v0", size=7)
+    observations = np.stack([env.reset(options={"maze": maze})[0] for maze in mazes])
+    carried = extrapolation.CarriedLatent(agent, n_episodes=3)
+    first = carried.actions(observations, [0, 1, 2])
+    np.testing.assert_array_equal(first, agent.predict(observations, deterministic=True)[0])
+    after_one = carried.carry.z_H.clone()
+    carried.actions(observations[1:2], [1])
+    assert torch.equal(carried.carry.z_H[[0, 2]], after_one[[0, 2]])
+    assert not torch.equal(carried.carry.z_H[1], after_one[1])  # the latent moved on
+    episodes = extrapolation.play(agent, mazes, 7, carry=True)
+    for episode in episodes:
+        assert episode.ending in ("goal", "revisit", "step_limit")
+        if episode.ending == "revisit":
+            assert episode.path.count(episode.path[-1]) == 3
+    unchanged = agent.predict(observations, deterministic=True)[0]
+    np.testing.assert_array_equal(unchanged, first)  # the model's initial states untouched
