@@ -1,0 +1,182 @@
+"""Can the 9x9 Sudoku policy network learn to place a *single*? A supervised probe.
+
+Reinforcement learning tells whether a policy learns; this probe tells whether its network
+can represent and fit the move a solver makes, without the noise of RL. The network of
+``MaskablePPO(MaskableTRMPolicy)`` with the ``TRM-Sudoku-9x9-v0`` recipe (``--trm-kwargs``
+override it) is trained by cross-entropy to put its masked action probability on the
+*singles* of a position: the placements that the rules force (a naked single: a blank with
+one legal digit; a hidden single: a digit legal in only one blank of a row, column or box).
+Every single is a right digit, so a policy whose greedy action is always a single solves
+every puzzle that singles solve.
+
+Positions: puzzles from ``TRM-Sudoku-9x9-v0`` (``--difficulty``) with ``max_blanks`` drawn
+from 1..81, so every stage of solving appears; held-out positions are the start positions
+of full puzzles from evaluation seeds. Reported every ``--eval-every`` steps: the fraction
+of held-out positions whose greedy (masked argmax) action is a single.
+
+::
+
+    python -m trm_rl.benchmarks.sudoku9_probe --steps 3000 --seed 0 \\
+        --trm-kwargs '{"h_cycles": 1}' --out benchmarks/results/sudoku9/probe-h1.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trm_rl.agents.evaluation import evaluation_seed
+from trm_rl.agents.sb3.training import TrainConfig, make_model
+from trm_rl.atomic import atomic_write_text
+from trm_rl.cli.dataclass_flags import json_object
+from trm_rl.config import require_int, require_number
+from trm_rl.envs.sudoku9 import Sudoku9Env
+from trm_rl.envs.sudoku9_puzzles import BOX, SIZE
+
+ENV_ID = "TRM-Sudoku-9x9-v0"
+_UNITS = np.array(
+    [[SIZE * row + col for col in range(SIZE)] for row in range(SIZE)]
+    + [[SIZE * row + col for row in range(SIZE)] for col in range(SIZE)]
+    + [
+        [SIZE * (BOX * band + r) + BOX * stack + c for r in range(BOX) for c in range(BOX)]
+        for band in range(BOX)
+        for stack in range(BOX)
+    ]
+)
+"""The 27 units (rows, columns, boxes) as ``[27, 9]`` cell indices."""
+
+
+def singles(mask: np.ndarray) -> np.ndarray:
+    """The forced placements of a position: bool ``[729]`` from its legal-action mask.
+
+    Naked singles: a blank cell with one legal digit. Hidden singles: a digit legal in
+    exactly one blank of a unit (row, column or box), at that blank.
+    """
+    legal = mask.reshape(SIZE * SIZE, SIZE)
+    forced = legal & (legal.sum(1) == 1)[:, None]
+    per_unit = legal[_UNITS]  # [27, 9 cells, 9 digits]
+    only = per_unit & (per_unit.sum(1, keepdims=True) == 1)
+    for unit, cells in enumerate(_UNITS):
+        forced[cells] |= only[unit]
+    return forced.reshape(-1)
+
+
+def positions(env: Sudoku9Env, n: int, seeds: list[int] | None = None) -> tuple[np.ndarray, ...]:
+    """``n`` positions ``(observations, masks, singles)`` from ``env`` (reset with ``seeds``
+    when given, else continuing its stream)."""
+    observations, masks, targets = [], [], []
+    for i in range(n):
+        obs, info = env.reset(seed=None if seeds is None else seeds[i])
+        observations.append(obs)
+        masks.append(info["action_mask"])
+        targets.append(singles(info["action_mask"]))
+    return np.stack(observations), np.stack(masks), np.stack(targets)
+
+
+def masked_logits(policy: Any, observations: np.ndarray, masks: np.ndarray) -> torch.Tensor:
+    """The policy's action logits ``[B, 729]`` with illegal actions at -inf."""
+    obs, _ = policy.obs_to_tensor(observations)
+    features = policy.extract_features(obs, policy.pi_features_extractor)
+    logits = policy.action_net(policy.mlp_extractor.forward_actor(features))
+    return logits.masked_fill(~torch.as_tensor(masks), float("-inf"))
+
+
+def greedy_single_rate(policy: Any, held_out: tuple[np.ndarray, ...]) -> float:
+    """Fraction of held-out positions whose greedy action is a single."""
+    observations, masks, targets = held_out
+    with torch.no_grad():
+        chosen = masked_logits(policy, observations, masks).argmax(-1).numpy()
+    return float(targets[np.arange(len(targets)), chosen].mean())
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trm-kwargs", type=json_object, default={}, help="JSON TRM overrides")
+    parser.add_argument(
+        "--difficulty", choices=("naked", "hidden"), default="naked", help="puzzle grade"
+    )
+    parser.add_argument("--steps", type=int, default=3000, help="gradient steps (3000)")
+    parser.add_argument("--batch", type=int, default=128, help="positions per step (128)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
+    parser.add_argument("--eval-every", type=int, default=250, help="steps between evaluations")
+    parser.add_argument("--eval-positions", type=int, default=256, help="held-out positions")
+    parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    parser.add_argument("--out", type=Path, required=True, help="results JSON")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    args = parser.parse_args(argv)
+    for name in ("steps", "batch", "eval_every", "eval_positions"):
+        require_int(f"--{name.replace('_', '-')}", getattr(args, name), 1)
+    require_int("--seed", args.seed, 0)
+    require_number("--lr", args.lr, 0.0, low_open=True)
+    if args.out.exists() and not args.overwrite:
+        parser.error(f"{args.out} exists; pass --overwrite to replace it")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    config = TrainConfig(
+        ENV_ID,
+        seed=args.seed,
+        n_envs=1,
+        env_kwargs={"difficulty": args.difficulty},
+        policy_kwargs=args.trm_kwargs,
+    )
+    policy = make_model(config).policy
+    optimizer = torch.optim.Adam(policy.parameters(), lr=args.lr)
+    train_env = Sudoku9Env(args.difficulty, max_blanks=(1, SIZE * SIZE))
+    train_env.reset(seed=args.seed)
+    held_out = positions(
+        Sudoku9Env(args.difficulty, variants=1),
+        args.eval_positions,
+        [evaluation_seed(0, i) for i in range(args.eval_positions)],
+    )
+    record: dict[str, Any] = {
+        "meta": {
+            "command": "python -m trm_rl.benchmarks.sudoku9_probe "
+            + " ".join(argv if argv is not None else sys.argv[1:]),
+            "trm": policy.trm_config.to_dict(),
+            "difficulty": args.difficulty,
+            "batch": args.batch,
+            "lr": args.lr,
+            "seed": args.seed,
+            "held_out": f"start positions of {args.eval_positions} full puzzles",
+        },
+        "curve": [],
+    }
+    start = time.process_time()
+    for step in range(1, args.steps + 1):
+        observations, masks, targets = positions(train_env, args.batch)
+        log_probs = torch.log_softmax(masked_logits(policy, observations, masks), -1)
+        on_singles = log_probs.masked_fill(~torch.as_tensor(targets), float("-inf"))
+        loss = -torch.logsumexp(on_singles, -1).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % args.eval_every == 0 or step == args.steps:
+            point = {
+                "step": step,
+                "loss": loss.item(),
+                "greedy_single_rate": greedy_single_rate(policy, held_out),
+                "cpu_seconds": time.process_time() - start,
+            }
+            record["curve"].append(point)
+            atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
+            print(
+                f"step {step:5d}  loss {point['loss']:.3f}  held-out greedy single "
+                f"{point['greedy_single_rate']:.1%}  ({point['cpu_seconds']:.0f} CPU-s)",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
