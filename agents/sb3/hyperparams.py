@@ -16,6 +16,10 @@ box), ``gamma=0`` (a wrong digit ends the episode at once, so no credit has to t
 cycle (``h_cycles=1, l_cycles=1``) and a learning rate decaying linearly from 1e-3 to 0
 (``"lin_1e-3"``).
 
+``TRM-VanDerPol-v0``: PPO with SB3's defaults, H=2, L=2, and a separate core for the critic
+(``share_features_extractor=False``): with one shared core the value loss of returns in the
+thousands swamps the policy gradient and PPO does not learn (RESULTS.md, section 9).
+
 The benchmark's learners start from these entries.
 Evidence for these settings: ``benchmarks/RESULTS.md``, sections 1-3.
 """
@@ -112,7 +116,11 @@ RECIPES: dict[str, Recipe] = {
             "token_actions": True,
         },
     ),
-    "TRM-VanDerPol-v0": Recipe(n_envs=8, trm={"h_cycles": 2, "l_cycles": 2}),
+    # Van der Pol: returns of -100s to -1000s make the value loss dwarf the policy loss in
+    # a shared trunk, so the critic gets its own core (SB3's share_features_extractor).
+    "TRM-VanDerPol-v0": Recipe(
+        n_envs=8, trm={"h_cycles": 2, "l_cycles": 2, "share_features_extractor": False}
+    ),
 }
 """Recommended settings of the registered TRM environments."""
 
