@@ -36,7 +36,9 @@ import multiprocessing
 import os
 import platform
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -149,7 +151,22 @@ def _versions() -> dict[str, str]:
     return found
 
 
+class BenchStopped(Exception):
+    """SIGINT or SIGTERM reached ``trm-rl bench``; the rows written so far stay."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(signal.Signals(signal_number).name)
+        self.signal_number = signal_number
+
+
+def _raise_stopped(signal_number: int) -> None:
+    raise BenchStopped(signal_number)
+
+
 def _worker_init() -> None:
+    # The parent decides when to stop: a Ctrl-C reaches the whole process group, and the
+    # parent then terminates its workers (their unfinished jobs rerun on --resume).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
@@ -161,10 +178,17 @@ def _process_pool(jobs: list[Job], out: Path, workers: int) -> Iterator[tuple[Jo
     from trm_rl.benchmarks.runner import run_job
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init)
+    try:
         futures = {pool.submit(run_job, job, out): job for job in jobs}
         for future in as_completed(futures):
             yield futures[future], future.result()
+    except BaseException:
+        for process in list((pool._processes or {}).values()):
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def _ray_tasks(jobs: list[Job], out: Path, address: str | None) -> Iterator[tuple[Job, dict]]:
@@ -511,9 +535,26 @@ def run(args: argparse.Namespace) -> int:
             else (f"{settings['workers']} processes")
         )
         print(f"{len(jobs)} jobs on {where} -> {out}")
-        rows = run_jobs(
-            jobs, out, settings["workers"], args.executor, args.ray_address, args.shortest_first
-        )
+        from trm_rl.agents.sb3.training import stop_on_signals
+
+        try:
+            with stop_on_signals(_raise_stopped):
+                rows = run_jobs(
+                    jobs,
+                    out,
+                    settings["workers"],
+                    args.executor,
+                    args.ray_address,
+                    args.shortest_first,
+                )
+        except BenchStopped as stop:
+            done = len(list((out / "rows").glob("*.json")))
+            print(
+                f"trm-rl bench: stopped by {stop}; {done} of {len(jobs)} rows are in "
+                f"{out / 'rows'}; run the same command with --resume to finish",
+                file=sys.stderr,
+            )
+            return 128 + stop.signal_number
     settings["wall_seconds"] = round(time.perf_counter() - start, 1)
     print(write_report(rows, out, settings, args.control_results))
     plots = sorted(p.name for p in [*out.glob("curve_*.png"), *out.glob("aggregate_*.png")])

@@ -1,7 +1,12 @@
 """``trm-rl bench`` end to end with a tiny budget, and its job file."""
 
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -213,3 +218,45 @@ def test_jobs_run_by_estimated_cost(tmp_path, monkeypatch, shortest_first):
     bench.run_jobs(jobs, tmp_path, shortest_first=shortest_first)
     assert len(submitted) == 3 and len(set(submitted)) == 3
     assert submitted == sorted(submitted, reverse=not shortest_first)
+
+
+def child_pids(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (from /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to list the workers")
+def test_sigterm_stops_the_bench_and_its_workers_with_a_resume_hint(tmp_path):
+    out = tmp_path / "run"
+    argv = [*TINY, "--timesteps", "200000", "--seeds", "2", "--agents", "trm-k3", "--out", str(out)]
+    command = [sys.executable, "-c", "from trm_rl.cli import main; raise SystemExit(main())"]
+    process = subprocess.Popen(
+        [*command, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    workers: list[int] = []
+    while time.monotonic() < deadline and len(workers) < 2:
+        time.sleep(0.5)
+        workers = [pid for pid in child_pids(process.pid) if child_pids(pid) == []]
+        workers = [
+            pid for pid in workers if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()
+        ]
+    assert len(workers) == 2, "the bench never started its two workers"
+    time.sleep(2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM" in stderr and "--resume" in stderr
+    assert "Traceback" not in stderr
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
