@@ -37,7 +37,7 @@ from trm_rl.agents.sb3.training import TrainConfig, make_model
 from trm_rl.atomic import atomic_write_text
 from trm_rl.cli.dataclass_flags import json_object
 from trm_rl.config import require_int, require_number
-from trm_rl.envs.sudoku9 import Sudoku9Env
+from trm_rl.envs.sudoku9 import OBSERVATIONS, Sudoku9Env
 from trm_rl.envs.sudoku9_puzzles import BOX, SIZE
 
 ENV_ID = "TRM-Sudoku-9x9-v0"
@@ -102,6 +102,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--difficulty", choices=("naked", "hidden"), default="naked", help="puzzle grade"
     )
+    parser.add_argument(
+        "--observation",
+        choices=OBSERVATIONS,
+        default="digits",
+        help="the env's observation (digits, or digit and candidate planes)",
+    )
     parser.add_argument("--steps", type=int, default=3000, help="gradient steps (3000)")
     parser.add_argument("--batch", type=int, default=128, help="positions per step (128)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
@@ -127,15 +133,17 @@ def main(argv: list[str] | None = None) -> int:
         ENV_ID,
         seed=args.seed,
         n_envs=1,
-        env_kwargs={"difficulty": args.difficulty},
+        env_kwargs={"difficulty": args.difficulty, "observation": args.observation},
         policy_kwargs=args.trm_kwargs,
     )
     policy = make_model(config).policy
     optimizer = torch.optim.Adam(policy.parameters(), lr=args.lr)
-    train_env = Sudoku9Env(args.difficulty, max_blanks=(1, SIZE * SIZE))
+    train_env = Sudoku9Env(
+        args.difficulty, max_blanks=(1, SIZE * SIZE), observation=args.observation
+    )
     train_env.reset(seed=args.seed)
     held_out = positions(
-        Sudoku9Env(args.difficulty, variants=1),
+        Sudoku9Env(args.difficulty, variants=1, observation=args.observation),
         args.eval_positions,
         [evaluation_seed(0, i) for i in range(args.eval_positions)],
     )
@@ -145,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             + " ".join(argv if argv is not None else sys.argv[1:]),
             "trm": policy.trm_config.to_dict(),
             "difficulty": args.difficulty,
+            "observation": args.observation,
             "batch": args.batch,
             "lr": args.lr,
             "seed": args.seed,

@@ -147,7 +147,11 @@ class SudokuBoardEnv(gym.Env[np.ndarray, np.int64]):
         options = checked_options(options, ("puzzle",))
         grid = self._given(options["puzzle"]) if "puzzle" in options else self._generated()
         self._load(grid)
-        return self._grid.copy(), self._info(False)
+        return self._observation(), self._info(False)
+
+    def _observation(self) -> np.ndarray:
+        """The observation of the current grid (a copy)."""
+        return self._grid.copy()
 
     def _given(self, puzzle: Any) -> np.ndarray:
         """The ``puzzle`` option as a flat int64 grid, its solution recorded for
@@ -197,7 +201,7 @@ class SudokuBoardEnv(gym.Env[np.ndarray, np.int64]):
         else:
             reward, terminated, success = self._place(action)
             self._over = terminated
-        return self._grid.copy(), reward, terminated, False, self._info(success)
+        return self._observation(), reward, terminated, False, self._info(success)
 
     def _check_running(self) -> None:
         """Raise :class:`~trm_rl.envs.options.ResetNeeded` unless an episode is running."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 
 from trm_rl.envs.options import checked_int
 from trm_rl.envs.sudoku import SudokuBoardEnv, cleared_actions, glyphs
@@ -22,10 +23,12 @@ from trm_rl.envs.sudoku9_puzzles import (
     validate_puzzle,
 )
 
-__all__ = ["DIFFICULTY_MIXES", "Sudoku9Env"]
+__all__ = ["DIFFICULTY_MIXES", "OBSERVATIONS", "Sudoku9Env"]
 
 N_ACTIONS = N_CELLS * SIZE
 DIFFICULTY_MIXES = {"mixed": DIFFICULTIES}
+OBSERVATIONS = ("digits", "candidates")
+"""What ``observation`` accepts."""
 """Names accepted by ``difficulty`` besides the grades themselves."""
 
 # Actions made illegal by placing digit d in cell c (action 9c + d - 1): every digit of c,
@@ -105,6 +108,12 @@ class Sudoku9Env(SudokuBoardEnv):
     | index             | meaning                                  | min | max |
     |-------------------|------------------------------------------|-----|-----|
     | ``9 * row + col`` | 0 blank, else the digit 1-9 in the cell  | 0   | 9   |
+
+    With ``observation="candidates"``: ``Box(0, 1, (18, 9, 9), float32)``, the grid's
+    "pencil marks" as planes over the cells: channel ``d - 1`` is 1 where digit ``d``
+    stands, channel ``9 + d - 1`` is 1 where placing ``d`` is legal (the action mask as a
+    picture). A naked single is then a blank with one candidate; hidden singles and harder
+    steps still need reasoning over rows, columns and boxes.
 
     ## Action Mask
     ``action_masks()`` (the sb3-contrib ``MaskablePPO`` convention) and
@@ -190,12 +199,18 @@ class Sudoku9Env(SudokuBoardEnv):
         difficulty: str | tuple[str, ...] = "mixed",
         max_blanks: int | tuple[int, int] | None = None,
         variants: int = 8,
+        observation: str = "digits",
         render_mode: str | None = None,
     ) -> None:
         self.difficulty = _parse_difficulty(difficulty)
         self.max_blanks = _parse_max_blanks(max_blanks)
         self.variants = checked_int("variants", variants, 1)
+        if observation not in OBSERVATIONS:
+            raise ValueError(f"observation must be one of {OBSERVATIONS}, got {observation!r}")
+        self.observation = observation
         super().__init__(render_mode)
+        if observation == "candidates":
+            self.observation_space = spaces.Box(0.0, 1.0, (2 * SIZE, SIZE, SIZE), np.float32)
         self._solution = np.zeros(N_CELLS, dtype=np.int64)
         self._grade = ""
         self._generated_puzzle: tuple[np.ndarray, np.ndarray, str] | None = None
@@ -241,6 +256,16 @@ class Sudoku9Env(SudokuBoardEnv):
         self._solution = solution
         self._grade = puzzle_grade
         return grid
+
+    def _observation(self) -> np.ndarray:
+        """The grid, or with ``observation="candidates"`` its digit and candidate planes."""
+        if self.observation == "digits":
+            return self._grid.copy()
+        planes = np.zeros((2 * SIZE, N_CELLS), dtype=np.float32)
+        placed = np.flatnonzero(self._grid)
+        planes[self._grid[placed] - 1, placed] = 1.0
+        planes[SIZE:] = self._mask.reshape(N_CELLS, SIZE).T
+        return planes.reshape(2 * SIZE, SIZE, SIZE)
 
     def _leaves_no_solution(self, action: int) -> bool:
         """A dead end when ``action``'s digit differs from the (unique) solution's."""

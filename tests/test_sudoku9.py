@@ -508,3 +508,25 @@ def test_held_out_evaluation_seeds_give_other_puzzles_than_training_seeds():
     train = {env.reset(seed=seed)[0].tobytes() for seed in range(5)}
     held_out = {env.reset(seed=EVAL_SEED_OFFSET + i)[0].tobytes() for i in range(5)}
     assert len(train) == len(held_out) == 5 and not train & held_out
+
+
+def test_candidate_observation_is_the_digits_and_the_mask_as_planes():
+    env = Sudoku9Env("hidden", observation="candidates")
+    digits = Sudoku9Env("hidden")
+    planes, info = env.reset(seed=4)
+    grid, _ = digits.reset(seed=4)
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        assert planes.shape == (18, 9, 9) and env.observation_space.contains(planes)
+        flat = planes.reshape(18, 81)
+        np.testing.assert_array_equal(flat[:9].argmax(0) + flat[:9].any(0), grid)
+        np.testing.assert_array_equal(flat[9:].T.reshape(-1), info["action_mask"])
+        action = int(rng.choice(np.flatnonzero(info["action_mask"])))
+        planes, _, terminated, _, info = env.step(action)
+        grid, *_ = digits.step(action)
+        if terminated:
+            break
+    gym_check_env(Sudoku9Env(observation="candidates"))
+    sb3_check_env(gym.make("TRM-Sudoku-9x9-v0", observation="candidates"), warn=False)
+    with pytest.raises(ValueError, match="observation"):
+        Sudoku9Env(observation="pencil")
