@@ -9,8 +9,9 @@ evaluation settings (e.g. 9x9 Sudoku per difficulty, mazes per size).
         --timesteps 2000000 --segment 100000 --eval-episodes 200 --seed 0 --out DIR
     python -m trm_rl.benchmarks.long_run ... --out DIR --resume   # a later sitting
 
-Every ``--segment`` env steps the run is checkpointed (``DIR/run``, a ``trm-rl train``
-run directory: ``trm-rl evaluate DIR/run`` and ``load_agent`` read it) and evaluated with
+The run is one ``trm-rl train`` run (``DIR/run``: ``trm-rl evaluate DIR/run`` and
+``load_agent`` read it; learning-rate schedules span ``--timesteps``). Every ``--segment``
+env steps, at the next rollout boundary, it is checkpointed and evaluated with
 deterministic actions on ``--eval-episodes`` held-out episodes of each ``--eval`` setting
 (evaluation seed ``--eval-seed``; a setting's env kwargs replace the training ones).
 ``DIR/curve.json`` is rewritten atomically after every point: the settings and, per point,
@@ -27,16 +28,21 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import torch
+from stable_baselines3.common.callbacks import BaseCallback
 
 from trm_rl.agents.evaluation import evaluate
 from trm_rl.agents.loading import load_agent
-from trm_rl.agents.sb3.training import TrainConfig, TrainingInterrupted, train
+from trm_rl.agents.sb3.training import (
+    TrainConfig,
+    TrainingInterrupted,
+    save_checkpoint,
+    train,
+)
 from trm_rl.atomic import atomic_write_text
 from trm_rl.cli.dataclass_flags import json_object
 from trm_rl.config import require_int
@@ -177,8 +183,58 @@ def point_line(point: dict[str, Any]) -> str:
     )
 
 
+class SegmentCurve(BaseCallback):
+    """Every ``segment`` env steps (at the first rollout boundary at or after it) and at the
+    end of the run: save the checkpoint, evaluate it (:func:`evaluate_all`), append a point
+    to ``points`` and rewrite the curve file. Clocks continue those of the last point."""
+
+    def __init__(
+        self, out: Path, env_id: str, run_settings: dict[str, Any], points: list[dict[str, Any]]
+    ) -> None:
+        super().__init__()
+        self.out, self.env_id, self.run_settings, self.points = out, env_id, run_settings, points
+        self.segment = run_settings["segment"]
+        names = ("train_seconds", "train_cpu_seconds", "elapsed_seconds", "elapsed_cpu_seconds")
+        self.clocks = {name: points[-1][name] if points else 0.0 for name in names}
+
+    def _on_training_start(self) -> None:
+        self._next = (self.model.num_timesteps // self.segment + 1) * self.segment
+        self._since = (time.perf_counter(), time.process_time())
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_start(self) -> None:
+        if self.model.num_timesteps >= self._next:
+            self._point()
+
+    def _on_training_end(self) -> None:
+        last = self.points[-1]["timesteps"] if self.points else 0
+        if self.model.num_timesteps >= self.run_settings["timesteps"] > last:
+            self._point()
+
+    def _point(self) -> None:
+        steps = self.model.num_timesteps
+        trained = (time.perf_counter(), time.process_time())
+        self.clocks["train_seconds"] += trained[0] - self._since[0]
+        self.clocks["train_cpu_seconds"] += trained[1] - self._since[1]
+        run_dir = self.out / RUN_DIR
+        save_checkpoint(self.model, run_dir, steps)
+        results = evaluate_all(run_dir, self.env_id, self.run_settings)
+        after = (time.perf_counter(), time.process_time())
+        self.clocks["elapsed_seconds"] += after[0] - self._since[0]
+        self.clocks["elapsed_cpu_seconds"] += after[1] - self._since[1]
+        self._since = after
+        self._next = (steps // self.segment + 1) * self.segment
+        self.points.append({"timesteps": steps, **self.clocks, "evals": results})
+        record = {"settings": self.run_settings, "points": self.points}
+        atomic_write_text(self.out / CURVE_FILE, json.dumps(record, indent=2) + "\n")
+        print(point_line(self.points[-1]), flush=True)
+
+
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Train and evaluate segment by segment; returns the curve's points."""
+    """Train once over the whole budget (so learning-rate schedules span the run), with a
+    held-out point every segment; returns the curve's points."""
     wanted = settings(args)
     if args.resume:
         points = load_curve(args.out, wanted)
@@ -195,33 +251,18 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         algo_kwargs=args.algo_kwargs,
         random_h_cycles=args.random_h_cycles,
     )
-    clocks = dict.fromkeys(
-        ("train_seconds", "train_cpu_seconds", "elapsed_seconds", "elapsed_cpu_seconds"), 0.0
+    run_dir = args.out / RUN_DIR
+    resume = args.resume and (run_dir / "model.zip").is_file()
+    if resume and points and points[-1]["timesteps"] >= args.timesteps:
+        return points
+    train(
+        config,
+        run_dir,
+        resume=resume,
+        overwrite=not resume,
+        checkpoint_every=args.segment,
+        callbacks=[SegmentCurve(args.out, args.env, wanted, points)],
     )
-    if points:
-        clocks = {name: points[-1][name] for name in clocks}
-    done = points[-1]["timesteps"] if points else 0
-    while done < args.timesteps:
-        target = min(args.timesteps, (done // args.segment + 1) * args.segment)
-        wall, cpu = time.perf_counter(), time.process_time()
-        model = train(
-            replace(config, timesteps=target),
-            args.out / RUN_DIR,
-            resume=done > 0,
-            overwrite=done == 0,
-            checkpoint_every=args.segment,
-        )
-        trained = (time.perf_counter() - wall, time.process_time() - cpu)
-        results = evaluate_all(args.out / RUN_DIR, args.env, wanted)
-        clocks["train_seconds"] += trained[0]
-        clocks["train_cpu_seconds"] += trained[1]
-        clocks["elapsed_seconds"] += time.perf_counter() - wall
-        clocks["elapsed_cpu_seconds"] += time.process_time() - cpu
-        done = model.num_timesteps
-        points.append({"timesteps": done, **clocks, "evals": results})
-        record = {"settings": wanted, "points": points}
-        atomic_write_text(args.out / CURVE_FILE, json.dumps(record, indent=2) + "\n")
-        print(point_line(points[-1]), flush=True)
     return points
 
 

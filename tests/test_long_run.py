@@ -66,3 +66,21 @@ def test_bad_eval_settings_exit_2(tmp_path, bad):
     with pytest.raises(SystemExit) as refused:
         long_run.main([*TINY, "--timesteps", "64", "--out", str(tmp_path / "x"), *bad])
     assert refused.value.code == 2
+
+
+def test_a_learning_rate_schedule_spans_the_whole_run(tmp_path, monkeypatch):
+    rates = []
+    save = long_run.save_checkpoint
+
+    def recording_save(model, out, steps):
+        rates.append((steps, model.policy.optimizer.param_groups[0]["lr"]))
+        save(model, out, steps)
+
+    monkeypatch.setattr(long_run, "save_checkpoint", recording_save)
+    argv = [*TINY, "--timesteps", "256", "--out", str(tmp_path / "run")]
+    argv[argv.index("--algo-kwargs") + 1] = (
+        '{"n_steps": 32, "batch_size": 64, "n_epochs": 1, "learning_rate": "lin_0.001"}'
+    )
+    assert long_run.main(argv) == 0
+    steps, rate = rates[1]  # the point after 128 of 256 steps
+    assert steps == 128 and rate == pytest.approx(0.001 * (1 - 128 / 256))  # not 0: one schedule
