@@ -127,7 +127,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
 def prepare_out(out: Path, overwrite: bool) -> None:
     """Create ``out`` for a new run: refused if it holds files, unless ``overwrite`` and they
     are a long run's own (``curve.json``, ``run/``; the curve is deleted here, the run
-    directory by the first segment's ``train(overwrite=True)``)."""
+    directory by ``train(overwrite=True)``)."""
     present = sorted(path.name for path in out.iterdir()) if out.is_dir() else []
     if present and not overwrite:
         raise FileExistsError(
@@ -255,12 +255,14 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     resume = args.resume and (run_dir / "model.zip").is_file()
     if resume and points and points[-1]["timesteps"] >= args.timesteps:
         return points
+    # SegmentCurve saves the checkpoint at every point; train's own checkpoints are then
+    # needed only at the end and on SIGINT/SIGTERM.
     train(
         config,
         run_dir,
         resume=resume,
         overwrite=not resume,
-        checkpoint_every=args.segment,
+        checkpoint_every=args.timesteps,
         callbacks=[SegmentCurve(args.out, args.env, wanted, points)],
     )
     return points

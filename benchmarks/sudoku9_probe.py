@@ -38,19 +38,11 @@ from trm_rl.atomic import atomic_write_text
 from trm_rl.cli.dataclass_flags import json_object
 from trm_rl.config import require_int, require_number
 from trm_rl.envs.sudoku9 import OBSERVATIONS, Sudoku9Env
-from trm_rl.envs.sudoku9_puzzles import BOX, SIZE
+from trm_rl.envs.sudoku9_puzzles import SIZE, UNITS
 
 ENV_ID = "TRM-Sudoku-9x9-v0"
-_UNITS = np.array(
-    [[SIZE * row + col for col in range(SIZE)] for row in range(SIZE)]
-    + [[SIZE * row + col for row in range(SIZE)] for col in range(SIZE)]
-    + [
-        [SIZE * (BOX * band + r) + BOX * stack + c for r in range(BOX) for c in range(BOX)]
-        for band in range(BOX)
-        for stack in range(BOX)
-    ]
-)
-"""The 27 units (rows, columns, boxes) as ``[27, 9]`` cell indices."""
+_UNITS = np.array(UNITS)
+"""The 27 units of :data:`~trm_rl.envs.sudoku9_puzzles.UNITS` as ``[27, 9]`` cell indices."""
 
 
 def singles(mask: np.ndarray) -> np.ndarray:

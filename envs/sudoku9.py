@@ -27,9 +27,9 @@ __all__ = ["DIFFICULTY_MIXES", "OBSERVATIONS", "Sudoku9Env"]
 
 N_ACTIONS = N_CELLS * SIZE
 DIFFICULTY_MIXES = {"mixed": DIFFICULTIES}
+"""Names accepted by ``difficulty`` besides the grades themselves."""
 OBSERVATIONS = ("digits", "candidates")
 """What ``observation`` accepts."""
-"""Names accepted by ``difficulty`` besides the grades themselves."""
 
 # Actions made illegal by placing digit d in cell c (action 9c + d - 1): every digit of c,
 # and d in each of c's 20 peers.

@@ -46,6 +46,7 @@ __all__ = [
     "N_CELLS",
     "PEERS",
     "SIZE",
+    "UNITS",
     "count_solutions",
     "generate_puzzle",
     "grade",
@@ -70,11 +71,13 @@ _ALL = (1 << SIZE) - 1
 _ROW = tuple(cell // SIZE for cell in range(N_CELLS))
 _COL = tuple(cell % SIZE for cell in range(N_CELLS))
 _BOX = tuple(_ROW[cell] // BOX * BOX + _COL[cell] // BOX for cell in range(N_CELLS))
-_UNITS = (
+UNITS = (
     tuple(tuple(range(SIZE * row, SIZE * row + SIZE)) for row in range(SIZE))
     + tuple(tuple(range(col, N_CELLS, SIZE)) for col in range(SIZE))
     + tuple(tuple(cell for cell in range(N_CELLS) if _BOX[cell] == box) for box in range(SIZE))
 )
+"""The 27 units (rows, columns, boxes) as tuples of 9 cells, rows first, then columns, then
+boxes in row-major box order."""
 _DIGIT = {1 << (digit - 1): digit for digit in range(1, SIZE + 1)}
 _BIT_COUNT = tuple(bin(mask).count("1") for mask in range(_ALL + 1))
 
@@ -139,7 +142,7 @@ class _Grid:
                 continue
             if not hidden or not blanks:
                 return True
-            for unit in _UNITS:
+            for unit in UNITS:
                 once = twice = placed = 0
                 for cell in unit:
                     if cells[cell]:
