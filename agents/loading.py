@@ -246,7 +246,7 @@ def load_state_dict_checked(module: nn.Module, state_dict: Any, source: str) -> 
     unexpected = sorted(set(state_dict) - set(own))
     if missing or unexpected:
         raise ValueError(
-            f"{source} does not match the model built from config.json: missing {missing}, "
+            f"{source} does not match the model it is loaded into: missing {missing}, "
             f"unexpected {unexpected}"
         )
     mismatched = [
@@ -410,17 +410,16 @@ def _load_sb3(
 ) -> SB3Agent:
     from trm_rl.agents.sb3.training import algorithm_class
 
-    packaged = "weights" in config
     path = weights_path(directory, config, SB3_WEIGHTS)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found (the agent's weights)")
-    if trusted and not packaged:
+    if trusted and "weights" not in config:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found (the agent's weights)")
         full = algorithm_class(config["algo"]).load(path, device=device)
         if not cycles and observation_space is None:
             return SB3Agent(full, config)
         state_dict = full.policy.state_dict()
     else:
-        state_dict = safe_torch_load(path, None if packaged else SB3_POLICY_MEMBER)
+        path, state_dict = sb3_policy_weights(directory, config)
     source = directory / CONFIG_FILE
     config = _with_positions(config, state_dict)
     saved_observation_space, action_space = env_spaces(config, source)
@@ -428,6 +427,43 @@ def _load_sb3(
     model = _build_sb3(config, space, action_space, cycles, device, source)
     load_state_dict_checked(model.policy, state_dict, str(path))
     return SB3Agent(model, config)
+
+
+def sb3_policy_weights(directory: Path, config: dict[str, Any]) -> tuple[Path, Any]:
+    """The weights file of the SB3 agent in ``directory`` (its ``config.json`` read as
+    ``config``) and its policy's state dict, read weights-only (``policy.pth`` of
+    ``model.zip``, or a packaged policy's weights file)."""
+    path = weights_path(directory, config, SB3_WEIGHTS)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (the agent's weights)")
+    return path, safe_torch_load(path, None if "weights" in config else SB3_POLICY_MEMBER)
+
+
+def load_policy_weights(policy: nn.Module, source: str | Path) -> Path:
+    """Load the policy weights of the trained SB3 agent ``source`` (an agent directory or
+    ``"pretrained:<name>"``) into ``policy``, weights-only; returns the weights file.
+
+    The agent's parameter names and shapes must equal ``policy``'s: the same network
+    settings, and an observation size that learned per-token parameters (per-cell
+    positions) do not tie. A position-free grid policy fits every grid size, so a run can
+    start from a policy trained on smaller mazes.
+
+    Raises:
+        FileNotFoundError: no ``config.json`` or weights at ``source``.
+        ValueError: ``source`` is not a PPO/A2C/MaskablePPO agent, or its parameters do
+            not fit ``policy`` (one line naming each).
+    """
+    directory = resolve_source(source)
+    config = read_config(directory)
+    kind = agent_kind(config, directory / CONFIG_FILE)
+    if kind != "sb3":
+        raise ValueError(
+            f"{directory} holds a {kind} agent; starting weights must come from a PPO, A2C "
+            "or MaskablePPO agent"
+        )
+    path, state_dict = sb3_policy_weights(directory, config)
+    load_state_dict_checked(policy, state_dict, str(path))
+    return path
 
 
 def _with_positions(config: dict[str, Any], state_dict: dict[str, Any]) -> dict[str, Any]:

@@ -76,6 +76,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="draw the TRM policy's H from LOW..HIGH for every rollout and its update",
     )
+    parser.add_argument(
+        "--init-from",
+        metavar="AGENT",
+        default=None,
+        help="start from this trained agent's policy weights (same network settings)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     parser.add_argument("--timesteps", type=int, required=True, help="total env steps")
     parser.add_argument(
@@ -115,6 +121,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "algo_kwargs": args.algo_kwargs,
         "n_envs": args.n_envs,
         "random_h_cycles": args.random_h_cycles,
+        "init_from": args.init_from,
         "seed": args.seed,
         "timesteps": args.timesteps,
         "segment": args.segment,
@@ -149,10 +156,15 @@ def load_curve(out: Path, wanted: dict[str, Any]) -> list[dict[str, Any]]:
     if not path.is_file():
         raise ValueError(f"--resume: {path} does not exist; start the run without --resume")
     record = json.loads(path.read_text())
-    saved = {k: v for k, v in record["settings"].items() if k not in RESUMABLE}
-    same = {k: v for k, v in json.loads(json.dumps(wanted)).items() if k not in RESUMABLE}
-    if saved != same:
-        changed = sorted(k for k in same if saved.get(k) != same[k])
+    saved = record["settings"]
+    same = json.loads(json.dumps(wanted))
+    # A setting the curve lacks was added later with None as its default.
+    changed = sorted(
+        key
+        for key in set(saved) | set(same)
+        if key not in RESUMABLE and saved.get(key) != same.get(key)
+    )
+    if changed:
         raise ValueError(
             f"--resume: the run in {out} has other settings ({', '.join(changed)}); "
             "only --timesteps may change"
@@ -250,6 +262,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         policy_kwargs=args.trm_kwargs,
         algo_kwargs=args.algo_kwargs,
         random_h_cycles=args.random_h_cycles,
+        init_from=args.init_from,
     )
     run_dir = args.out / RUN_DIR
     resume = args.resume and (run_dir / "model.zip").is_file()

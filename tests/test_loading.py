@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback
 
 from trm_rl import TRMConfig, load_agent, pretrained
 from trm_rl.agents.control.controller import RecursiveController
@@ -603,3 +604,79 @@ def test_missing_config_json_is_named(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path)]) == 2
     message = capsys.readouterr().err
     assert message.startswith(f"trm-rl: error: {tmp_path / 'config.json'} not found")
+
+
+class StartingWeights(BaseCallback):
+    """Records the policy's weights when training starts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weights: dict[str, torch.Tensor] = {}
+
+    def _on_training_start(self) -> None:
+        self.weights = {k: v.clone() for k, v in self.model.policy.state_dict().items()}
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def larger_maze_run(**overrides) -> TrainConfig:
+    """A tiny 7x7 run with the position-free policy of ``free_maze_dir`` (trained on 5x5)."""
+    settings = {
+        "timesteps": 32,
+        "n_envs": 1,
+        "env_kwargs": {"size": 7},
+        "policy_kwargs": {**TINY_POLICY, "positions": "none"},
+        "algo_kwargs": TINY_PPO,
+        **overrides,
+    }
+    return TrainConfig("TRM-Maze-v0", **settings)
+
+
+def test_a_run_starts_from_a_smaller_mazes_policy(free_maze_dir):
+    saved = safe_torch_load(free_maze_dir / "model.zip", "policy.pth")
+    started = StartingWeights()
+    train_sb3(larger_maze_run(init_from=str(free_maze_dir)), callbacks=[started])
+    assert started.weights.keys() == saved.keys()
+    assert all(torch.equal(started.weights[name], saved[name]) for name in saved)
+    fresh = StartingWeights()
+    train_sb3(larger_maze_run(), callbacks=[fresh])
+    assert not all(torch.equal(fresh.weights[name], saved[name]) for name in saved)
+
+
+WIDER = {"policy_kwargs": {**TINY_POLICY, "hidden_dim": 16}}
+
+
+@pytest.mark.parametrize(
+    ("source", "overrides", "error", "match"),
+    [
+        ("maze_dir", {}, ValueError, "unexpected .*tokenizer.position"),
+        ("free_maze_dir", WIDER, ValueError, "shape"),
+        ("reinforce_dir", {}, ValueError, "reinforce agent"),
+        ("missing", {}, FileNotFoundError, "config.json"),
+    ],
+)
+def test_starting_weights_that_do_not_fit_are_refused(
+    source, overrides, error, match, request, tmp_path
+):
+    path = tmp_path / "nothing" if source == "missing" else request.getfixturevalue(source)
+    with pytest.raises(error, match=match):
+        train_sb3(larger_maze_run(init_from=str(path), **overrides))
+
+
+def test_init_from_must_name_an_agent():
+    with pytest.raises(TypeError, match="init_from must be an agent directory"):
+        larger_maze_run(init_from=3)
+
+
+def test_init_from_flag_starts_the_run_and_not_reinforce(free_maze_dir, tmp_path, capsys):
+    out = tmp_path / "larger"
+    flags = ["--hidden-dim", "8", "--n-layers", "1", "--h-cycles", "2", "--l-cycles", "1"]
+    argv = ["train", "--env", "TRM-Maze-v0", "--env-kwargs", '{"size": 7}', "--n-envs", "1"]
+    ppo = ["--algo-kwargs", json.dumps(TINY_PPO), "--timesteps", "32", "--positions", "none"]
+    start = ["--init-from", str(free_maze_dir)]
+    assert main([*argv, *ppo, *flags, *start, "--out", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "config.json").read_text())["init_from"] == str(free_maze_dir)
+    reinforce = ["train", "--env", "TRM-Maze-v0", "--algo", "reinforce", "--out", str(tmp_path)]
+    assert main([*reinforce, *start]) == 2
+    assert "--init-from applies to ppo" in capsys.readouterr().err

@@ -35,6 +35,8 @@ def test_segments_curve_and_resume(tmp_path, capsys):
     assert set(first["evals"]) == {"five", "seven"} and first["evals"]["seven"]["episodes"] == 3
     assert 0 < first["train_seconds"] <= first["elapsed_seconds"]
     assert (out / "run" / "model.zip").is_file()
+    del record["settings"]["init_from"]  # a curve written before the setting existed
+    (out / "curve.json").write_text(json.dumps(record))
     assert long_run.main([*TINY, "--timesteps", "192", "--out", str(out), "--resume"]) == 0
     points = json.loads((out / "curve.json").read_text())["points"]
     assert [p["timesteps"] for p in points] == [64, 128, 192]
@@ -51,6 +53,9 @@ def test_refusals_name_the_problem(tmp_path, capsys):
     changed = [*TINY, "--timesteps", "128", "--out", str(out), "--resume", "--seed", "1"]
     assert long_run.main(changed) == 2
     assert "other settings (seed)" in capsys.readouterr().err
+    changed = [*TINY, "--timesteps", "128", "--out", str(out), "--resume", "--init-from", "x"]
+    assert long_run.main(changed) == 2
+    assert "other settings (init_from)" in capsys.readouterr().err
     assert (out / "curve.json").read_bytes() == before
     assert (
         long_run.main([*TINY, "--timesteps", "64", "--out", str(tmp_path / "new"), "--resume"]) == 2

@@ -40,6 +40,7 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
 import trm_rl.envs  # noqa: F401  (registers the TRM-* ids)
+from trm_rl.agents.loading import load_policy_weights
 from trm_rl.agents.network import parameter_count
 from trm_rl.agents.sb3.callbacks import (
     FiniteCheckCallback,
@@ -109,6 +110,11 @@ class TrainConfig:
     """``(low, high)``: draw the TRM policy's outer cycles H from ``low..high`` for every
     rollout and its update (:class:`~trm_rl.agents.sb3.callbacks.RandomCyclesCallback`);
     the policy keeps its own H (``policy_kwargs``) for evaluation. ``None``: always H."""
+    init_from: str | None = None
+    """A trained agent directory (or ``"pretrained:<name>"``) whose policy weights start
+    the run instead of a random initialisation (fine-tuning; a size curriculum with a
+    position-free grid policy); its parameter names and shapes must match this run's.
+    The optimizer and the learning-rate schedule start afresh. ``None``: random weights."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.env_id, str) or not self.env_id:
@@ -127,6 +133,13 @@ class TrainConfig:
         check_algo_kwargs(self.resolved_algo, algo_kwargs)
         with_schedules(algo_kwargs)
         self._check_random_h_cycles()
+        if self.init_from is not None:
+            if not isinstance(self.init_from, str | Path) or not str(self.init_from):
+                raise TypeError(
+                    f"init_from must be an agent directory or 'pretrained:<name>', "
+                    f"got {self.init_from!r}"
+                )
+            object.__setattr__(self, "init_from", str(self.init_from))
 
     def _check_random_h_cycles(self) -> None:
         if self.random_h_cycles is None:
@@ -636,6 +649,8 @@ def train(
     if tensorboard is None and out is not None:
         tensorboard = out / "tb"
     model = make_model(config, env, tensorboard)
+    if config.init_from is not None and not resume:
+        load_policy_weights(model.policy, config.init_from)
     done = 0
     if resume:
         done = load_checkpoint(model, out / "model.zip")

@@ -82,6 +82,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         'learning_rate and clip_range also take "lin_<start>" (linear decay to 0)',
     )
     parser.add_argument("--n-envs", type=int, default=None, help="parallel envs")
+    parser.add_argument(
+        "--init-from",
+        metavar="AGENT",
+        default=None,
+        help="start from this trained agent's policy weights (a directory or "
+        "pretrained:<name>; same network settings; PPO/A2C/MaskablePPO)",
+    )
     parser.add_argument("--tensorboard", default=None, help="TensorBoard dir (default DIR/tb)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     core = parser.add_argument_group("recursive core (default: the env's recommended values)")
@@ -141,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     require_int("--n-envs", args.n_envs, 1, allow_none=True)
     require_int("--checkpoint-every", args.checkpoint_every, 1, allow_none=True)
     if args.algo == "reinforce":
-        for flag in ("random_h_cycles", "positions"):
+        for flag in ("random_h_cycles", "positions", "init_from"):
             if getattr(args, flag) is not None:
                 name = "--" + flag.replace("_", "-")
                 raise ValueError(f"{name} applies to ppo, a2c and maskable-ppo, not reinforce")
@@ -182,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
         algo_kwargs=args.algo_kwargs,
         device=args.device,
         random_h_cycles=args.random_h_cycles,
+        init_from=args.init_from,
     )
     every = DEFAULT_CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every
     try:
