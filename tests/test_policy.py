@@ -17,6 +17,7 @@ from trm_rl import MaskableTRMPolicy, TRMPolicy
 from trm_rl.agents.network import parameter_count
 from trm_rl.agents.sb3.callbacks import TRMDiagnosticsCallback, cycle_statistics
 from trm_rl.agents.sb3.policy import resolve_mixer
+from trm_rl.agents.sb3.token_actions import FactoredTokenDistribution
 
 TINY = {"hidden_dim": 8, "h_cycles": 2, "l_cycles": 1}
 SMOKE = {"n_steps": 64, "seed": 0}
@@ -74,6 +75,75 @@ def test_token_actions_read_each_cell_with_one_shared_head():
     cell_logits = head.linear(out.states[-1])  # [B, 16 cells, 4 digits]
     log_probs = model.policy.get_distribution(obs).distribution.logits  # action 4 * cell + d
     torch.testing.assert_close(log_probs, torch.log_softmax(cell_logits.flatten(1), -1))
+
+
+FACTORED = {**TINY, "token_actions": True, "factored_actions": True}
+
+
+def sudoku_masks(n: int) -> np.ndarray:
+    env = gym.make("TRM-Sudoku-v0")
+    return np.stack([env.reset(seed=seed)[1]["action_mask"] for seed in range(n)])
+
+
+def test_factored_actions_choose_a_cell_then_a_legal_digit():
+    model = sudoku_model(policy_kwargs=FACTORED)
+    policy, masks = model.policy, sudoku_masks(4)
+    obs, _ = policy.obs_to_tensor(observations("TRM-Sudoku-v0", 4))
+    _, out = policy.network.recurse(preprocess_obs(obs, policy.observation_space))
+    raw = policy.action_net.linear(out.states[-1])  # [B, 16 cells, 1 + 4 digits]
+    cell, digit = raw[..., 0], raw[..., 1:]
+    legal = torch.as_tensor(masks).reshape(4, 16, 4)
+    p_cell = torch.softmax(cell.masked_fill(~legal.any(-1), float("-inf")), -1)
+    p_digit = torch.softmax(digit.masked_fill(~legal, float("-inf")), -1).nan_to_num()
+    probs = policy.get_distribution(obs, action_masks=masks).distribution.probs
+    torch.testing.assert_close(probs.reshape(4, 16, 4), p_cell[..., None] * p_digit)
+
+
+def cell_shares(policy_kwargs: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's probability under a head with all-zero weights, and its legal digits."""
+    policy = sudoku_model(policy_kwargs=policy_kwargs).policy
+    torch.nn.init.zeros_(policy.action_net.linear.weight)
+    torch.nn.init.zeros_(policy.action_net.linear.bias)
+    masks = sudoku_masks(1)
+    obs, _ = policy.obs_to_tensor(observations("TRM-Sudoku-v0", 1))
+    probs = policy.get_distribution(obs, action_masks=masks).distribution.probs
+    legal = masks.reshape(16, 4).sum(-1)
+    return probs.detach().reshape(16, 4).sum(-1).numpy()[legal > 0], legal[legal > 0]
+
+
+def test_factored_cells_do_not_gain_probability_from_more_legal_digits():
+    joint, legal = cell_shares({**TINY, "token_actions": True})
+    assert len(set(legal)) > 1  # cells with different numbers of legal digits
+    np.testing.assert_allclose(joint, legal / legal.sum(), rtol=1e-5)
+    factored, _ = cell_shares(FACTORED)
+    np.testing.assert_allclose(factored, np.full(len(legal), 1 / len(legal)), rtol=1e-5)
+
+
+def test_factored_log_probs_train_the_head_even_for_cells_without_legal_digits():
+    model = sudoku_model(policy_kwargs=FACTORED)
+    masks = sudoku_masks(3)
+    masks[0, :4] = False  # cell 0 has no legal digit
+    obs, _ = model.policy.obs_to_tensor(observations("TRM-Sudoku-v0", 3))
+    actions = torch.as_tensor(masks.argmax(1))
+    _, log_prob, entropy = model.policy.evaluate_actions(obs, actions, action_masks=masks)
+    (log_prob.sum() + entropy.sum()).backward()
+    grad = model.policy.action_net.linear.weight.grad
+    assert torch.isfinite(log_prob).all() and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+def test_factored_policy_saves_and_loads(tmp_path):
+    model = sudoku_model(policy_kwargs=FACTORED)
+    model.save(tmp_path / "model")
+    loaded = MaskablePPO.load(tmp_path / "model", device="cpu")
+    assert loaded.policy.factored_actions and isinstance(
+        loaded.policy.action_dist, FactoredTokenDistribution
+    )
+    obs, _ = model.policy.obs_to_tensor(observations("TRM-Sudoku-v0", 2))
+    masks = sudoku_masks(2)
+    torch.testing.assert_close(
+        loaded.policy.get_distribution(obs, action_masks=masks).distribution.probs,
+        model.policy.get_distribution(obs, action_masks=masks).distribution.probs,
+    )
 
 
 def test_maskable_ppo_refuses_the_unmasked_policy():
@@ -214,6 +284,8 @@ def test_policy_kwargs_reach_the_core():
         ({"features_extractor_class": None}, TypeError, "features_extractor_class"),
         ({"halting": True}, TypeError, "halting"),
         ({"token_actions": True}, ValueError, "token_actions"),
+        ({"factored_actions": True}, ValueError, "factored_actions=True needs token_actions"),
+        ({"token_actions": True, "factored_actions": 1}, TypeError, "factored_actions"),
         ({"positions": "sinusoidal"}, ValueError, "positions"),
     ],
 )

@@ -23,12 +23,14 @@ from typing import Any
 
 import torch
 from gymnasium import spaces
+from sb3_contrib.common.maskable.distributions import MaskableCategoricalDistribution
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
-from torch import Tensor, nn
+from torch import Tensor
 
 from trm_rl.agents.network import POSITIONS, TRMNetwork
+from trm_rl.agents.sb3.token_actions import FactoredTokenDistribution, TokenActionHead, TokenLatents
 from trm_rl.config import TRMConfig, require_bool, require_choice
 
 TRM_FIELDS = (
@@ -116,40 +118,6 @@ class TRMFeaturesExtractor(BaseFeaturesExtractor):
         return torch.cat([pooled, states.flatten(-2)], dim=-1)
 
 
-class TokenLatents(nn.Module):
-    """SB3's ``mlp_extractor`` for per-token actions: the actor gets the flattened token
-    states ``[B, T * D]``, the critic the pooled features ``[B, P]``."""
-
-    def __init__(self, pooled_dim: int, token_dim: int) -> None:
-        super().__init__()
-        self.latent_dim_pi = token_dim
-        self.latent_dim_vf = pooled_dim
-
-    def forward(self, features: Tensor) -> tuple[Tensor, Tensor]:
-        return self.forward_actor(features), self.forward_critic(features)
-
-    def forward_actor(self, features: Tensor) -> Tensor:
-        return features[..., self.latent_dim_vf :]
-
-    def forward_critic(self, features: Tensor) -> Tensor:
-        return features[..., : self.latent_dim_vf]
-
-
-class TokenActionHead(nn.Module):
-    """Per-token logits: ``[B, T * D] -> [B, T * k]`` through one ``Linear(D, k)`` shared by
-    all tokens (TRM's per-token output head); action ``t * k + j`` is choice ``j`` at token
-    ``t`` (e.g. Sudoku's ``4 * cell + digit - 1``)."""
-
-    def __init__(self, hidden_dim: int, per_token: int) -> None:
-        super().__init__()
-        self.hidden_dim = hidden_dim
-        self.linear = nn.Linear(hidden_dim, per_token)
-
-    def forward(self, latent: Tensor) -> Tensor:
-        tokens = latent.unflatten(-1, (-1, self.hidden_dim))
-        return self.linear(tokens).flatten(-2)
-
-
 class TRMPolicyMixin:
     """Builds the TRM features extractor and passes everything else to the SB3 policy.
 
@@ -185,6 +153,9 @@ class TRMPolicyMixin:
             token's final z_H through one shared head (:class:`TokenActionHead`), e.g.
             Sudoku's 16 cells x 4 digits; the value still reads the pooled features.
             Default False (actions from the pooled features).
+        factored_actions: with ``token_actions``, choose a token, then one of its ``k``
+            choices (:class:`TokenActionHead`, factored): a token's probability does not
+            grow with its number of legal choices. Default False (one logit per action).
         **kwargs: SB3's ``ActorCriticPolicy`` arguments. Defaults that differ from SB3's:
             ``net_arch=[]`` (heads read the TRM features directly) and ``ortho_init=False``
             (keeps the core's own init; the action head still starts at gain 0.01 and the
@@ -205,6 +176,7 @@ class TRMPolicyMixin:
         vector_tokens: str = "single",
         focus_channel: int | None = None,
         token_actions: bool = False,
+        factored_actions: bool = False,
         positions: str = "learned",
         **kwargs: Any,
     ) -> None:
@@ -223,6 +195,10 @@ class TRMPolicyMixin:
         self.focus_channel = focus_channel
         self.token_actions = token_actions
         require_bool("token_actions", token_actions)
+        require_bool("factored_actions", factored_actions)
+        if factored_actions and not token_actions:
+            raise ValueError("factored_actions=True needs token_actions=True (per-token actions)")
+        self.factored_actions = factored_actions
         if token_actions and kwargs.get("net_arch"):
             raise ValueError("token_actions=True reads the token states directly; drop net_arch")
         kwargs.setdefault("net_arch", [])
@@ -265,7 +241,15 @@ class TRMPolicyMixin:
             per_token = (
                 int(self.action_space.n) // self.features_extractor.network.tokenizer.n_tokens
             )
-            self.action_net = TokenActionHead(self.trm_config.hidden_dim, per_token)
+            self.action_net = TokenActionHead(
+                self.trm_config.hidden_dim, per_token, self.factored_actions
+            )
+            if self.factored_actions and isinstance(
+                self.action_dist, MaskableCategoricalDistribution
+            ):
+                self.action_dist = FactoredTokenDistribution(
+                    self.features_extractor.network.tokenizer.n_tokens, per_token
+                )
         if not self.ortho_init:
             self.action_net.apply(partial(self.init_weights, gain=0.01))
             self.value_net.apply(partial(self.init_weights, gain=1.0))
@@ -283,6 +267,7 @@ class TRMPolicyMixin:
             vector_tokens=self.vector_tokens,
             focus_channel=self.focus_channel,
             token_actions=self.token_actions,
+            factored_actions=self.factored_actions,
             positions=self.positions,
         )
         return data
