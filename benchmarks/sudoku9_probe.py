@@ -14,10 +14,15 @@ from 1..81, so every stage of solving appears; held-out positions are the start 
 of full puzzles from evaluation seeds. Reported every ``--eval-every`` steps: the fraction
 of held-out positions whose greedy (masked argmax) action is a single.
 
+With ``--agent DIR`` nothing is trained: the held-out scores of a trained agent's policy
+(how often its greedy action is a single, and the probability it puts on singles) show how
+far RL has taken it toward that move.
+
 ::
 
     python -m trm_rl.benchmarks.sudoku9_probe --steps 3000 --seed 0 \\
         --trm-kwargs '{"h_cycles": 1}' --out benchmarks/results/sudoku9/probe-h1.json
+    python -m trm_rl.benchmarks.sudoku9_probe --agent RUN_DIR --out scores.json
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import numpy as np
 import torch
 
 from trm_rl.agents.evaluation import evaluation_seed
+from trm_rl.agents.loading import load_agent, read_config, resolve_source
 from trm_rl.agents.sb3.training import TrainConfig, make_model
 from trm_rl.atomic import atomic_write_text
 from trm_rl.cli.dataclass_flags import json_object
@@ -72,20 +78,26 @@ def positions(env: Sudoku9Env, n: int, seeds: list[int] | None = None) -> tuple[
     return np.stack(observations), np.stack(masks), np.stack(targets)
 
 
-def masked_logits(policy: Any, observations: np.ndarray, masks: np.ndarray) -> torch.Tensor:
-    """The policy's action logits ``[B, 729]`` with illegal actions at -inf."""
+def masked_log_probs(policy: Any, observations: np.ndarray, masks: np.ndarray) -> torch.Tensor:
+    """The policy's masked action log-probabilities ``[B, 729]`` (its own masked
+    distribution: illegal actions get about -1e8)."""
     obs, _ = policy.obs_to_tensor(observations)
-    features = policy.extract_features(obs, policy.pi_features_extractor)
-    logits = policy.action_net(policy.mlp_extractor.forward_actor(features))
-    return logits.masked_fill(~torch.as_tensor(masks), float("-inf"))
+    return policy.get_distribution(obs, action_masks=masks).distribution.logits
 
 
-def greedy_single_rate(policy: Any, held_out: tuple[np.ndarray, ...]) -> float:
-    """Fraction of held-out positions whose greedy action is a single."""
+def single_scores(policy: Any, held_out: tuple[np.ndarray, ...]) -> dict[str, float]:
+    """On held-out positions: the fraction whose greedy action is a single
+    (``greedy_single_rate``) and the mean probability the policy puts on singles
+    (``single_mass``)."""
     observations, masks, targets = held_out
     with torch.no_grad():
-        chosen = masked_logits(policy, observations, masks).argmax(-1).numpy()
-    return float(targets[np.arange(len(targets)), chosen].mean())
+        log_probs = masked_log_probs(policy, observations, masks)
+    chosen = log_probs.argmax(-1).numpy()
+    mass = (log_probs.exp() * torch.as_tensor(targets)).sum(-1)
+    return {
+        "greedy_single_rate": float(targets[np.arange(len(targets)), chosen].mean()),
+        "single_mass": float(mass.mean()),
+    }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -97,8 +109,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--observation",
         choices=OBSERVATIONS,
-        default="digits",
-        help="the env's observation (digits, or digit and candidate planes)",
+        default=None,
+        help="the env's observation (digits, or digit and candidate planes; default: the "
+        "agent's with --agent, else digits)",
+    )
+    parser.add_argument(
+        "--agent",
+        default=None,
+        help="score this trained 9x9 agent (a directory or pretrained:<name>) on the held-out "
+        "positions instead of training a network",
     )
     parser.add_argument("--steps", type=int, default=3000, help="gradient steps (3000)")
     parser.add_argument("--batch", type=int, default=128, help="positions per step (128)")
@@ -118,9 +137,59 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def held_out_positions(args: argparse.Namespace, observation: str) -> tuple[np.ndarray, ...]:
+    """The start positions of ``--eval-positions`` full puzzles from evaluation seeds."""
+    return positions(
+        Sudoku9Env(args.difficulty, variants=1, observation=observation),
+        args.eval_positions,
+        [evaluation_seed(0, i) for i in range(args.eval_positions)],
+    )
+
+
+def command(argv: list[str] | None) -> str:
+    return "python -m trm_rl.benchmarks.sudoku9_probe " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
+
+
+def score_agent(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """``--agent``: the trained policy's single scores on the held-out positions."""
+    directory = resolve_source(args.agent)
+    config = read_config(directory)
+    if config.get("env_id") != ENV_ID or config.get("algo") != "maskable-ppo":
+        raise ValueError(
+            f"--agent must be a MaskablePPO agent of {ENV_ID}, got {config.get('algo')!r} on "
+            f"{config.get('env_id')!r}"
+        )
+    trained = (config.get("env_kwargs") or {}).get("observation", "digits")
+    if args.observation not in (None, trained):
+        raise ValueError(f"--observation {args.observation} differs from the agent's ({trained!r})")
+    policy = load_agent(directory, device="cpu").policy
+    scores = single_scores(policy, held_out_positions(args, trained))
+    record = {
+        "meta": {
+            "command": command(argv),
+            "agent": str(args.agent),
+            "difficulty": args.difficulty,
+            "observation": trained,
+            "held_out": f"start positions of {args.eval_positions} full puzzles",
+        },
+        "scores": scores,
+    }
+    atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
+    print(
+        f"{args.agent}: greedy action a single on {scores['greedy_single_rate']:.1%} of "
+        f"held-out {args.difficulty} starts, probability on singles {scores['single_mass']:.3f}"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(1)
+    if args.agent is not None:
+        return score_agent(args, argv)
+    args.observation = args.observation or "digits"
     config = TrainConfig(
         ENV_ID,
         seed=args.seed,
@@ -134,15 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         args.difficulty, max_blanks=(1, SIZE * SIZE), observation=args.observation
     )
     train_env.reset(seed=args.seed)
-    held_out = positions(
-        Sudoku9Env(args.difficulty, variants=1, observation=args.observation),
-        args.eval_positions,
-        [evaluation_seed(0, i) for i in range(args.eval_positions)],
-    )
+    held_out = held_out_positions(args, args.observation)
     record: dict[str, Any] = {
         "meta": {
-            "command": "python -m trm_rl.benchmarks.sudoku9_probe "
-            + " ".join(argv if argv is not None else sys.argv[1:]),
+            "command": command(argv),
             "trm": policy.trm_config.to_dict(),
             "difficulty": args.difficulty,
             "observation": args.observation,
@@ -156,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.process_time()
     for step in range(1, args.steps + 1):
         observations, masks, targets = positions(train_env, args.batch)
-        log_probs = torch.log_softmax(masked_logits(policy, observations, masks), -1)
+        log_probs = masked_log_probs(policy, observations, masks)
         on_singles = log_probs.masked_fill(~torch.as_tensor(targets), float("-inf"))
         loss = -torch.logsumexp(on_singles, -1).mean()
         optimizer.zero_grad()
@@ -166,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             point = {
                 "step": step,
                 "loss": loss.item(),
-                "greedy_single_rate": greedy_single_rate(policy, held_out),
+                **single_scores(policy, held_out),
                 "cpu_seconds": time.process_time() - start,
             }
             record["curve"].append(point)

@@ -3,7 +3,9 @@
 import json
 
 import numpy as np
+import pytest
 
+from trm_rl.agents.sb3.training import TrainConfig, train
 from trm_rl.benchmarks import sudoku9_probe
 from trm_rl.envs.sudoku9 import Sudoku9Env
 
@@ -73,3 +75,36 @@ def test_a_tiny_probe_writes_its_curve(tmp_path):
     assert [p["step"] for p in record["curve"]] == [1, 2]
     assert 0.0 <= record["curve"][-1]["greedy_single_rate"] <= 1.0
     assert record["meta"]["trm"]["hidden_dim"] == 8
+
+
+@pytest.fixture(scope="module")
+def candidates_agent(tmp_path_factory):
+    """A tiny factored-action 9x9 agent trained for 32 steps on candidate observations."""
+    out = tmp_path_factory.mktemp("agents") / "sudoku9"
+    config = TrainConfig(
+        "TRM-Sudoku-9x9-v0",
+        timesteps=32,
+        n_envs=1,
+        env_kwargs={"observation": "candidates"},
+        policy_kwargs={"hidden_dim": 8, "h_cycles": 1, "factored_actions": True},
+        algo_kwargs={"n_steps": 32, "batch_size": 32, "n_epochs": 1},
+    )
+    train(config, out=out, tensorboard=None)
+    return out
+
+
+def test_an_agent_is_scored_on_held_out_starts(candidates_agent, tmp_path, capsys):
+    out = tmp_path / "scores.json"
+    argv = ["--agent", str(candidates_agent), "--eval-positions", "4", "--out", str(out)]
+    assert sudoku9_probe.main(argv) == 0
+    record = json.loads(out.read_text())
+    assert record["meta"]["observation"] == "candidates"
+    scores = record["scores"]
+    assert 0.0 <= scores["greedy_single_rate"] <= 1.0 and 0.0 < scores["single_mass"] < 1.0
+    assert "greedy action a single" in capsys.readouterr().out
+
+
+def test_an_agents_observation_cannot_be_changed(candidates_agent, tmp_path):
+    argv = ["--agent", str(candidates_agent), "--observation", "digits"]
+    with pytest.raises(ValueError, match="differs from the agent's"):
+        sudoku9_probe.main([*argv, "--out", str(tmp_path / "x.json")])
