@@ -36,6 +36,7 @@ result directory is refused unless ``--overwrite``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import subprocess
@@ -60,7 +61,7 @@ from trm_rl.agents.evaluation import evaluation_seed
 from trm_rl.agents.loading import load_agent, read_config, resolve_source
 from trm_rl.config import require_bool, require_choice, require_int
 from trm_rl.core import Carry
-from trm_rl.envs.maze_layouts import FAMILIES
+from trm_rl.envs.maze_layouts import FAMILIES, goal_distances
 
 RESULTS = Path(__file__).resolve().parent / "results" / "extrapolation"
 STEPS_PER_CELL = 4
@@ -83,6 +84,10 @@ class Episode:
     ending: str = "running"
     """``"goal"``, ``"revisit"`` (the agent came back to a cell: it would cycle forever) or
     ``"step_limit"``."""
+    wrong_turn: int | None = None
+    """BFS distance to the goal of the cell where the agent first made a move that did not
+    bring it closer (into a wall or away); None if every move did. On a perfect maze such
+    a move dooms the episode, so this is how far the goal was when the policy went wrong."""
 
     @property
     def steps(self) -> int:
@@ -105,6 +110,9 @@ class CellResult:
     """Mean BFS length of the mazes."""
     revisits: int
     """Episodes ended because the agent came back to a cell."""
+    wrong_turn_median: float | None
+    """Median of :attr:`Episode.wrong_turn` over the episodes with a wrong turn (None
+    without one)."""
     step_limits: int
     """Episodes ended by the step limit."""
     seconds: float
@@ -209,7 +217,20 @@ def play(agent: Any, mazes: list[dict[str, Any]], size: int, carry: bool = False
         active = still
     for env in envs:
         env.close()
+    for episode, maze in zip(episodes, mazes, strict=True):
+        episode.wrong_turn = first_wrong_turn(
+            episode.path, goal_distances(maze["grid"], maze["goal"])
+        )
     return episodes
+
+
+def first_wrong_turn(path: list[tuple[int, int]], distances: np.ndarray) -> int | None:
+    """The goal distance (``distances [n, n]``, BFS) of the first cell of ``path`` whose
+    next move does not reduce it; None when every move does."""
+    for cell, after in itertools.pairwise(path):
+        if distances[after] >= distances[cell]:
+            return int(distances[cell])
+    return None
 
 
 def summarize(size: int, h_cycles: int, episodes: list[Episode], seconds: float) -> CellResult:
@@ -218,6 +239,7 @@ def summarize(size: int, h_cycles: int, episodes: list[Episode], seconds: float)
     interval = binomtest(successes, len(episodes)).proportion_ci(method="wilson")
     ratios = [episode.steps / episode.shortest for episode in episodes if episode.success]
     endings = [episode.ending for episode in episodes]
+    wrong_turns = [episode.wrong_turn for episode in episodes if episode.wrong_turn is not None]
     return CellResult(
         size=size,
         h_cycles=h_cycles,
@@ -227,6 +249,7 @@ def summarize(size: int, h_cycles: int, episodes: list[Episode], seconds: float)
         path_ratio=float(np.mean(ratios)) if ratios else None,
         mean_shortest=float(np.mean([episode.shortest for episode in episodes])),
         revisits=endings.count("revisit"),
+        wrong_turn_median=float(np.median(wrong_turns)) if wrong_turns else None,
         step_limits=endings.count("step_limit"),
         seconds=seconds,
         endings=endings,
@@ -358,6 +381,7 @@ def markdown_table(results: list[CellResult], trained_cycles: int) -> str:
 
     success = table(lambda r: f"{100 * r.success_rate:.0f}%")
     ratio = table(lambda r: "-" if r.path_ratio is None else f"{r.path_ratio:.2f}")
+    wrong = table(lambda r: "-" if r.wrong_turn_median is None else f"{r.wrong_turn_median:.0f}")
     return "\n".join(
         [
             "Success rate (greedy actions) by maze size x test-time cycles K:",
@@ -367,6 +391,13 @@ def markdown_table(results: list[CellResult], trained_cycles: int) -> str:
             "Path length / BFS shortest path over the successful episodes:",
             "",
             *ratio,
+            "",
+            "Where the policy goes wrong: median BFS distance to the goal at the first move "
+            "that does not bring the agent closer (over the episodes with one); mean shortest "
+            "path per size: "
+            + ", ".join(f"{n}x{n} {cell[n, cycles[0]].mean_shortest:.0f}" for n in sizes),
+            "",
+            *wrong,
             "",
         ]
     )

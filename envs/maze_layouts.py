@@ -73,6 +73,32 @@ def shortest_path(grid: np.ndarray, start: Cell, goal: Cell) -> list[int] | None
     return None
 
 
+def goal_distances(grid: np.ndarray, goal: Cell) -> np.ndarray:
+    """BFS distance (moves) from every cell to ``goal``.
+
+    Args:
+        grid: ``[n, n]`` array, nonzero = wall.
+        goal: ``(row, col)``.
+
+    Returns:
+        int64 ``[n, n]``: the distance of each free cell that can reach ``goal``, -1 for
+        walls and cells that cannot.
+    """
+    size = len(grid)
+    walls = np.asarray(grid).astype(bool).tolist()
+    distances = np.full((size, size), -1, dtype=np.int64)
+    goal = (int(goal[0]), int(goal[1]))
+    distances[goal] = 0
+    queue = deque([goal])
+    while queue:
+        row, col = queue.popleft()
+        for _, r, c in _neighbours(size, row, col):
+            if not walls[r][c] and distances[r, c] < 0:
+                distances[r, c] = distances[row, col] + 1
+                queue.append((r, c))
+    return distances
+
+
 def _reachable(walls: list[list[int]], start: Cell) -> set[Cell]:
     size = len(walls)
     seen = {start}

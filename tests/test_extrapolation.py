@@ -10,7 +10,7 @@ import torch
 from trm_rl import load_agent
 from trm_rl.agents.sb3.training import TrainConfig, config_record, make_model, train
 from trm_rl.benchmarks import extrapolation
-from trm_rl.envs.maze_layouts import shortest_path
+from trm_rl.envs.maze_layouts import goal_distances, shortest_path
 
 TINY = {"hidden_dim": 8, "h_cycles": 2, "l_cycles": 1}
 SMOKE = {"n_steps": 64, "batch_size": 64, "n_epochs": 1}
@@ -61,9 +61,24 @@ def test_episodes_follow_the_agent_and_end_on_a_revisit():
     for episode in right:
         assert episode.path[-1] == episode.path[-2]  # bumped into a wall or the border
         assert all(row == 0 for row, _ in episode.path)
+    assert all(e.wrong_turn is None for e in solved)
+    for episode, maze in zip(right, mazes, strict=True):
+        distances = goal_distances(maze["grid"], maze["goal"])
+        along = [int(distances[cell]) for cell in episode.path]
+        first = next(i for i in range(len(along) - 1) if along[i + 1] >= along[i])
+        assert episode.wrong_turn == along[first] > 0
     result = extrapolation.summarize(7, 2, solved + right, seconds=1.0)
     assert result.success_rate == 0.5 and result.path_ratio == 1.0 and result.revisits == 3
+    assert result.wrong_turn_median == np.median([e.wrong_turn for e in right])
     assert result.success_ci95[0] < 0.5 < result.success_ci95[1]
+
+
+def test_goal_distances_go_around_walls():
+    grid = np.array([[0, 0, 0], [1, 1, 0], [0, 0, 0]])
+    expected = np.array([[6, 5, 4], [-1, -1, 3], [0, 1, 2]])
+    np.testing.assert_array_equal(goal_distances(grid, (2, 0)), expected)
+    walled = np.array([[0, 1], [1, 0]])
+    np.testing.assert_array_equal(goal_distances(walled, (1, 1)), [[-1, -1], [-1, 0]])
 
 
 def test_held_out_mazes_are_fixed_by_the_seed_and_differ_between_seeds():
@@ -92,7 +107,8 @@ def test_end_to_end_writes_the_table_and_pictures(run_dir, tmp_path):
     table = (out / "table.md").read_text()
     assert "| size | K=1 | K=2 (trained) |" in table
     rows = [line for line in table.splitlines() if line.startswith(("| 5x5", "| 7x7"))]
-    assert len(rows) == 4 and all(row.count("|") == 4 for row in rows)
+    assert len(rows) == 6 and all(row.count("|") == 4 for row in rows)  # three tables
+    assert "Where the policy goes wrong" in table
     before = (out / "results.json").read_text()
     with pytest.raises(FileExistsError, match="--overwrite"):
         extrapolation.main(argv)
