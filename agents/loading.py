@@ -410,16 +410,14 @@ def _load_sb3(
 ) -> SB3Agent:
     from trm_rl.agents.sb3.training import algorithm_class
 
-    path = weights_path(directory, config, SB3_WEIGHTS)
+    path = sb3_weights_file(directory, config)
     if trusted and "weights" not in config:
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found (the agent's weights)")
         full = algorithm_class(config["algo"]).load(path, device=device)
         if not cycles and observation_space is None:
             return SB3Agent(full, config)
         state_dict = full.policy.state_dict()
     else:
-        path, state_dict = sb3_policy_weights(directory, config)
+        state_dict = safe_torch_load(path, _policy_member(config))
     source = directory / CONFIG_FILE
     config = _with_positions(config, state_dict)
     saved_observation_space, action_space = env_spaces(config, source)
@@ -429,14 +427,19 @@ def _load_sb3(
     return SB3Agent(model, config)
 
 
-def sb3_policy_weights(directory: Path, config: dict[str, Any]) -> tuple[Path, Any]:
+def sb3_weights_file(directory: Path, config: dict[str, Any]) -> Path:
     """The weights file of the SB3 agent in ``directory`` (its ``config.json`` read as
-    ``config``) and its policy's state dict, read weights-only (``policy.pth`` of
-    ``model.zip``, or a packaged policy's weights file)."""
+    ``config``); ``FileNotFoundError`` when it is missing."""
     path = weights_path(directory, config, SB3_WEIGHTS)
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found (the agent's weights)")
-    return path, safe_torch_load(path, None if "weights" in config else SB3_POLICY_MEMBER)
+    return path
+
+
+def _policy_member(config: dict[str, Any]) -> str | None:
+    """Where the policy's state dict is in the weights file: ``policy.pth`` of a
+    ``model.zip``, or the whole file for a packaged policy."""
+    return None if "weights" in config else SB3_POLICY_MEMBER
 
 
 def load_policy_weights(policy: nn.Module, source: str | Path) -> Path:
@@ -461,8 +464,8 @@ def load_policy_weights(policy: nn.Module, source: str | Path) -> Path:
             f"{directory} holds a {kind} agent; starting weights must come from a PPO, A2C "
             "or MaskablePPO agent"
         )
-    path, state_dict = sb3_policy_weights(directory, config)
-    load_state_dict_checked(policy, state_dict, str(path))
+    path = sb3_weights_file(directory, config)
+    load_state_dict_checked(policy, safe_torch_load(path, _policy_member(config)), str(path))
     return path
 
 

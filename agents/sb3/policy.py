@@ -238,18 +238,15 @@ class TRMPolicyMixin:
     def _build(self, lr_schedule) -> None:
         super()._build(lr_schedule)
         if self.token_actions:
-            per_token = (
-                int(self.action_space.n) // self.features_extractor.network.tokenizer.n_tokens
-            )
+            n_tokens = self.features_extractor.network.tokenizer.n_tokens
+            per_token = int(self.action_space.n) // n_tokens
             self.action_net = TokenActionHead(
                 self.trm_config.hidden_dim, per_token, self.factored_actions
             )
             if self.factored_actions and isinstance(
                 self.action_dist, MaskableCategoricalDistribution
             ):
-                self.action_dist = FactoredTokenDistribution(
-                    self.features_extractor.network.tokenizer.n_tokens, per_token
-                )
+                self.action_dist = FactoredTokenDistribution(n_tokens, per_token)
         if not self.ortho_init:
             self.action_net.apply(partial(self.init_weights, gain=0.01))
             self.value_net.apply(partial(self.init_weights, gain=1.0))
