@@ -19,13 +19,17 @@ deterministic actions on ``--eval-episodes`` held-out episodes of each ``--eval`
 seconds so far with the evaluations included (``elapsed_seconds``, ``elapsed_cpu_seconds``;
 summed over sittings) and each setting's evaluation. A killed run loses at most one segment;
 ``--resume`` continues from the last point with the same settings (only ``--timesteps`` may
-grow).
+grow). ``DIR/run`` holds the latest checkpoint; with ``--keep-best NAME``, ``DIR/best`` also
+holds the checkpoint of the point with the highest success on evaluation setting ``NAME``
+(the earliest on ties; a loadable run directory, and ``curve.json``'s ``best`` names its
+point), so a late collapse of the run loses nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -43,12 +47,13 @@ from trm_rl.agents.sb3.training import (
     save_checkpoint,
     train,
 )
-from trm_rl.atomic import atomic_write_text
+from trm_rl.atomic import atomic_path, atomic_write_text
 from trm_rl.cli.dataclass_flags import json_object
 from trm_rl.config import require_int
 
 CURVE_FILE = "curve.json"
 RUN_DIR = "run"
+BEST_DIR = "best"
 RESUMABLE = ("timesteps",)
 """Settings a resumed run may change."""
 
@@ -98,6 +103,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--eval-episodes", type=int, default=200, help="per setting (200)")
     parser.add_argument("--eval-seed", type=int, default=0, help="evaluation seed (default 0)")
+    parser.add_argument(
+        "--keep-best",
+        metavar="NAME",
+        default=None,
+        help="also keep, in OUT/best, the checkpoint with the best success on this --eval setting",
+    )
     parser.add_argument("--out", type=Path, required=True, help="run directory")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -109,6 +120,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     names = [name for name, _ in args.eval]
     if len(set(names)) != len(names):
         parser.error(f"--eval names must differ, got {names}")
+    known = names or ["train"]
+    if args.keep_best is not None and args.keep_best not in known:
+        parser.error(
+            f"--keep-best must name an --eval setting ({', '.join(known)}), got {args.keep_best!r}"
+        )
     return args
 
 
@@ -128,26 +144,28 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "evals": dict(args.eval) or {"train": args.env_kwargs},
         "eval_episodes": args.eval_episodes,
         "eval_seed": args.eval_seed,
+        "keep_best": args.keep_best,
     }
 
 
 def prepare_out(out: Path, overwrite: bool) -> None:
     """Create ``out`` for a new run: refused if it holds files, unless ``overwrite`` and they
-    are a long run's own (``curve.json``, ``run/``; the curve is deleted here, the run
-    directory by ``train(overwrite=True)``)."""
+    are a long run's own (``curve.json``, ``run/``, ``best/``; the curve and the best
+    checkpoint are deleted here, the run directory by ``train(overwrite=True)``)."""
     present = sorted(path.name for path in out.iterdir()) if out.is_dir() else []
     if present and not overwrite:
         raise FileExistsError(
             f"{out} is not empty ({', '.join(present[:4])}); pass --resume to continue the run "
             "in it or --overwrite to replace that run"
         )
-    foreign = [name for name in present if name not in (CURVE_FILE, RUN_DIR)]
+    foreign = [name for name in present if name not in (CURVE_FILE, RUN_DIR, BEST_DIR)]
     if foreign:
         raise FileExistsError(
             f"--overwrite deletes only a long run's own files, and {out} also holds {foreign}"
         )
     out.mkdir(parents=True, exist_ok=True)
     (out / CURVE_FILE).unlink(missing_ok=True)
+    shutil.rmtree(out / BEST_DIR, ignore_errors=True)
 
 
 def load_curve(out: Path, wanted: dict[str, Any]) -> list[dict[str, Any]]:
@@ -185,6 +203,22 @@ def evaluate_all(run_dir: Path, env_id: str, run_settings: dict[str, Any]) -> di
             agent, env_id, run_settings["eval_episodes"], run_settings["eval_seed"], kwargs
         ).to_dict()
     return results
+
+
+def best_point(points: list[dict[str, Any]], setting: str) -> dict[str, Any] | None:
+    """The earliest of ``points`` with the highest success on ``setting`` (None if none)."""
+    if not points:
+        return None
+    return max(points, key=lambda point: point["evals"][setting]["success_rate"])
+
+
+def keep_checkpoint(run_dir: Path, best_dir: Path) -> None:
+    """Copy the run directory's ``config.json`` and ``model.zip`` into ``best_dir``, each
+    atomically."""
+    best_dir.mkdir(exist_ok=True)
+    for name in ("config.json", "model.zip"):
+        with atomic_path(best_dir / name) as temporary:
+            shutil.copyfile(run_dir / name, temporary)
 
 
 def point_line(point: dict[str, Any]) -> str:
@@ -240,6 +274,12 @@ class SegmentCurve(BaseCallback):
         self._next = (steps // self.segment + 1) * self.segment
         self.points.append({"timesteps": steps, **self.clocks, "evals": results})
         record = {"settings": self.run_settings, "points": self.points}
+        setting = self.run_settings["keep_best"]
+        if setting is not None:
+            best = best_point(self.points, setting)
+            if best is self.points[-1]:
+                keep_checkpoint(run_dir, self.out / BEST_DIR)
+            record["best"] = {"setting": setting, "timesteps": best["timesteps"]}
         atomic_write_text(self.out / CURVE_FILE, json.dumps(record, indent=2) + "\n")
         print(point_line(self.points[-1]), flush=True)
 

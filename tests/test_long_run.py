@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from trm_rl.agents.loading import load_agent
 from trm_rl.benchmarks import long_run
 
 TINY = [
@@ -66,7 +67,35 @@ def test_refusals_name_the_problem(tmp_path, capsys):
     assert "notes.txt" in capsys.readouterr().err and (out / "notes.txt").is_file()
 
 
-@pytest.mark.parametrize("bad", [["--eval", "noequals"], ["--eval", "a={}", "--eval", "a={}"]])
+def test_keep_best_keeps_the_best_points_checkpoint_through_a_collapse(tmp_path, monkeypatch):
+    scores = iter([0.5, 0.8, 0.8, 0.3])
+    saved = {}
+
+    def scripted_evaluation(run_dir, env_id, run_settings):
+        saved[len(saved) + 1] = (run_dir / "model.zip").read_bytes()
+        score = next(scores)
+        return {name: {"success_rate": score} for name in run_settings["evals"]}
+
+    monkeypatch.setattr(long_run, "evaluate_all", scripted_evaluation)
+    monkeypatch.setattr(long_run, "point_line", lambda point: "")
+    out = tmp_path / "run"
+    argv = [*TINY, "--out", str(out), "--keep-best", "seven"]
+    assert long_run.main([*argv, "--timesteps", "128"]) == 0
+    assert long_run.main([*argv, "--timesteps", "256", "--resume"]) == 0
+    record = json.loads((out / "curve.json").read_text())
+    assert record["best"] == {"setting": "seven", "timesteps": 128}
+    assert (out / "best" / "model.zip").read_bytes() == saved[2] != saved[3]
+    assert load_agent(out / "best", device="cpu").policy is not None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--eval", "noequals"],
+        ["--eval", "a={}", "--eval", "a={}"],
+        ["--keep-best", "nine"],
+    ],
+)
 def test_bad_eval_settings_exit_2(tmp_path, bad):
     with pytest.raises(SystemExit) as refused:
         long_run.main([*TINY, "--timesteps", "64", "--out", str(tmp_path / "x"), *bad])
