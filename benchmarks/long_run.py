@@ -14,10 +14,11 @@ The run is one ``trm-rl train`` run (``DIR/run``: ``trm-rl evaluate DIR/run`` an
 env steps, at the next rollout boundary, it is checkpointed and evaluated with
 deterministic actions on ``--eval-episodes`` held-out episodes of each ``--eval`` setting
 (evaluation seed ``--eval-seed``; a setting's env kwargs replace the training ones).
-``DIR/curve.json`` is rewritten atomically after every point: the settings and, per point,
-``timesteps``, the training seconds so far (``train_seconds``, ``train_cpu_seconds``), the
-seconds so far with the evaluations included (``elapsed_seconds``, ``elapsed_cpu_seconds``;
-summed over sittings) and each setting's evaluation. A killed run loses at most one segment;
+``DIR/curve.json`` is rewritten atomically after every point (``--eval-at-start`` adds one
+at 0 steps): the settings and, per point, ``timesteps``, the training seconds so far
+(``train_seconds``, ``train_cpu_seconds``), the seconds so far with the evaluations
+included (``elapsed_seconds``, ``elapsed_cpu_seconds``; summed over sittings) and each
+setting's evaluation. A killed run loses at most one segment;
 ``--resume`` continues from the last point with the same settings (only ``--timesteps`` may
 grow). ``DIR/run`` holds the latest checkpoint; with ``--keep-best NAME``, ``DIR/best`` also
 holds the checkpoint of the point with the highest success on evaluation setting ``NAME``
@@ -56,6 +57,8 @@ RUN_DIR = "run"
 BEST_DIR = "best"
 RESUMABLE = ("timesteps",)
 """Settings a resumed run may change."""
+LATER_SETTINGS = {"init_from": None, "keep_best": None, "eval_at_start": False}
+"""Settings added after the first curves were written, with the value they then had."""
 
 
 def eval_setting(text: str) -> tuple[str, dict[str, Any]]:
@@ -104,6 +107,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval-episodes", type=int, default=200, help="per setting (200)")
     parser.add_argument("--eval-seed", type=int, default=0, help="evaluation seed (default 0)")
     parser.add_argument(
+        "--eval-at-start",
+        action="store_true",
+        help="also evaluate the policy before training (a point at 0 steps: the untrained "
+        "or --init-from policy)",
+    )
+    parser.add_argument(
         "--keep-best",
         metavar="NAME",
         default=None,
@@ -145,6 +154,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "eval_episodes": args.eval_episodes,
         "eval_seed": args.eval_seed,
         "keep_best": args.keep_best,
+        "eval_at_start": args.eval_at_start,
     }
 
 
@@ -174,9 +184,8 @@ def load_curve(out: Path, wanted: dict[str, Any]) -> list[dict[str, Any]]:
     if not path.is_file():
         raise ValueError(f"--resume: {path} does not exist; start the run without --resume")
     record = json.loads(path.read_text())
-    saved = record["settings"]
+    saved = {**LATER_SETTINGS, **record["settings"]}
     same = json.loads(json.dumps(wanted))
-    # A setting the curve lacks was added later with None as its default.
     changed = sorted(
         key
         for key in set(saved) | set(same)
@@ -223,16 +232,19 @@ def keep_checkpoint(run_dir: Path, best_dir: Path) -> None:
 
 def point_line(point: dict[str, Any]) -> str:
     results = " ".join(f"{name} {r['success_rate']:.1%}" for name, r in point["evals"].items())
+    steps = point["timesteps"]
+    speed = f"{point['train_cpu_seconds'] / steps * 1e3:6.2f}" if steps else "     -"
     return (
-        f"{point['timesteps']:>9} steps  {point['elapsed_seconds'] / 60:7.1f} min  "
-        f"{point['train_cpu_seconds'] / point['timesteps'] * 1e3:6.2f} CPU-ms/step  {results}"
+        f"{steps:>9} steps  {point['elapsed_seconds'] / 60:7.1f} min  "
+        f"{speed} CPU-ms/step  {results}"
     )
 
 
 class SegmentCurve(BaseCallback):
-    """Every ``segment`` env steps (at the first rollout boundary at or after it) and at the
-    end of the run: save the checkpoint, evaluate it (:func:`evaluate_all`), append a point
-    to ``points`` and rewrite the curve file. Clocks continue those of the last point."""
+    """Every ``segment`` env steps (at the first rollout boundary at or after it), at the
+    end of the run and, with ``eval_at_start``, before the first update: save the
+    checkpoint, evaluate it (:func:`evaluate_all`), append a point to ``points`` and rewrite
+    the curve file. Clocks continue those of the last point."""
 
     def __init__(
         self, out: Path, env_id: str, run_settings: dict[str, Any], points: list[dict[str, Any]]
@@ -246,6 +258,8 @@ class SegmentCurve(BaseCallback):
     def _on_training_start(self) -> None:
         self._next = (self.model.num_timesteps // self.segment + 1) * self.segment
         self._since = (time.perf_counter(), time.process_time())
+        if self.run_settings["eval_at_start"] and not self.points:
+            self._point()
 
     def _on_step(self) -> bool:
         return True

@@ -36,13 +36,24 @@ def test_segments_curve_and_resume(tmp_path, capsys):
     assert set(first["evals"]) == {"five", "seven"} and first["evals"]["seven"]["episodes"] == 3
     assert 0 < first["train_seconds"] <= first["elapsed_seconds"]
     assert (out / "run" / "model.zip").is_file()
-    del record["settings"]["init_from"]  # a curve written before the setting existed
+    for later in ("init_from", "keep_best", "eval_at_start"):
+        del record["settings"][later]  # a curve written before these settings existed
     (out / "curve.json").write_text(json.dumps(record))
     assert long_run.main([*TINY, "--timesteps", "192", "--out", str(out), "--resume"]) == 0
     points = json.loads((out / "curve.json").read_text())["points"]
     assert [p["timesteps"] for p in points] == [64, 128, 192]
     assert points[2]["elapsed_seconds"] > points[1]["elapsed_seconds"]
     assert "192 steps" in capsys.readouterr().out
+
+
+def test_eval_at_start_adds_a_point_before_any_update(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = [*TINY, "--timesteps", "64", "--out", str(out), "--eval-at-start"]
+    assert long_run.main(argv) == 0
+    points = json.loads((out / "curve.json").read_text())["points"]
+    assert [p["timesteps"] for p in points] == [0, 64]
+    assert points[0]["train_seconds"] < 0.01 < points[0]["elapsed_seconds"]
+    assert "        0 steps" in capsys.readouterr().out
 
 
 def test_refusals_name_the_problem(tmp_path, capsys):
