@@ -146,6 +146,60 @@ def test_factored_policy_saves_and_loads(tmp_path):
     )
 
 
+CONFIDENT = {**FACTORED, "token_selection": "confidence"}
+
+
+def confident_parts(model, masks):
+    """The choice log-probs ``[B, 16, 4]`` under ``masks`` from the head's raw logits."""
+    policy = model.policy
+    obs, _ = policy.obs_to_tensor(observations("TRM-Sudoku-v0", len(masks)))
+    _, out = policy.network.recurse(preprocess_obs(obs, policy.observation_space))
+    raw = policy.action_net.linear(out.states[-1])  # [B, 16 cells, 4 digits]: no cell logit
+    legal = torch.as_tensor(masks).reshape(len(masks), 16, 4)
+    return obs, torch.log_softmax(raw.masked_fill(~legal, float("-inf")), -1), legal
+
+
+def test_confidence_selection_picks_cells_by_their_best_legal_digit():
+    model = sudoku_model(policy_kwargs=CONFIDENT)
+    masks = sudoku_masks(4)
+    obs, choice, legal = confident_parts(model, masks)
+    best = choice.amax(-1).masked_fill(~legal.any(-1), float("-inf"))
+    expected = torch.softmax(best, -1)[..., None] * choice.exp().nan_to_num()
+    dist = model.policy.get_distribution(obs, action_masks=masks).distribution
+    torch.testing.assert_close(dist.probs.reshape(4, 16, 4), expected)
+    greedy = dist.probs.argmax(-1)
+    top = (choice.nan_to_num(float("-inf")).flatten(1)).argmax(-1)  # the most certain move
+    torch.testing.assert_close(greedy, top)
+
+
+def test_confidence_selection_trains_only_the_choice_log_prob():
+    model = sudoku_model(policy_kwargs=CONFIDENT)
+    masks = sudoku_masks(3)
+    actions = torch.as_tensor(masks.argmax(1))
+    _, log_prob, _ = model.policy.evaluate_actions(
+        model.policy.obs_to_tensor(observations("TRM-Sudoku-v0", 3))[0], actions, masks
+    )
+    log_prob.sum().backward()
+    through_policy = model.policy.action_net.linear.weight.grad.clone()
+    model.policy.zero_grad()
+    _, choice, _ = confident_parts(model, masks)
+    choice.flatten(1).gather(1, actions[:, None]).sum().backward()
+    torch.testing.assert_close(through_policy, model.policy.action_net.linear.weight.grad)
+
+
+def test_confidence_policy_saves_and_loads(tmp_path):
+    model = sudoku_model(policy_kwargs=CONFIDENT)
+    model.save(tmp_path / "model")
+    loaded = MaskablePPO.load(tmp_path / "model", device="cpu")
+    assert loaded.policy.token_selection == "confidence"
+    obs, _ = model.policy.obs_to_tensor(observations("TRM-Sudoku-v0", 2))
+    masks = sudoku_masks(2)
+    torch.testing.assert_close(
+        loaded.policy.get_distribution(obs, action_masks=masks).distribution.probs,
+        model.policy.get_distribution(obs, action_masks=masks).distribution.probs,
+    )
+
+
 def test_maskable_ppo_refuses_the_unmasked_policy():
     with pytest.raises(ValueError, match="MaskableActorCriticPolicy"):
         MaskablePPO(TRMPolicy, "TRM-Sudoku-v0", policy_kwargs=TINY)
@@ -287,6 +341,12 @@ def test_policy_kwargs_reach_the_core():
         ({"factored_actions": True}, ValueError, "factored_actions=True needs token_actions"),
         ({"token_actions": True, "factored_actions": 1}, TypeError, "factored_actions"),
         ({"positions": "sinusoidal"}, ValueError, "positions"),
+        ({"token_actions": True, "token_selection": "confidence"}, ValueError, "factored"),
+        (
+            {"token_actions": True, "factored_actions": True, "token_selection": "best"},
+            ValueError,
+            "token_selection",
+        ),
     ],
 )
 def test_bad_policy_kwargs_raise_naming_the_argument(kwargs, error, match):

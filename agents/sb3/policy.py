@@ -30,7 +30,12 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import Tensor
 
 from trm_rl.agents.network import POSITIONS, TRMNetwork
-from trm_rl.agents.sb3.token_actions import FactoredTokenDistribution, TokenActionHead, TokenLatents
+from trm_rl.agents.sb3.token_actions import (
+    TOKEN_SELECTIONS,
+    FactoredTokenDistribution,
+    TokenActionHead,
+    TokenLatents,
+)
 from trm_rl.config import TRMConfig, require_bool, require_choice
 
 TRM_FIELDS = (
@@ -156,6 +161,10 @@ class TRMPolicyMixin:
         factored_actions: with ``token_actions``, choose a token, then one of its ``k``
             choices (:class:`TokenActionHead`, factored): a token's probability does not
             grow with its number of legal choices. Default False (one logit per action).
+        token_selection: with ``factored_actions``, how the token is chosen: ``"learned"``
+            (default: its own logit) or ``"confidence"`` (the token whose most probable legal
+            choice is the most probable; only the choice logits are trained; greedy then
+            plays the single most certain move). See :class:`FactoredTokenDistribution`.
         **kwargs: SB3's ``ActorCriticPolicy`` arguments. Defaults that differ from SB3's:
             ``net_arch=[]`` (heads read the TRM features directly) and ``ortho_init=False``
             (keeps the core's own init; the action head still starts at gain 0.01 and the
@@ -177,6 +186,7 @@ class TRMPolicyMixin:
         focus_channel: int | None = None,
         token_actions: bool = False,
         factored_actions: bool = False,
+        token_selection: str = "learned",
         positions: str = "learned",
         **kwargs: Any,
     ) -> None:
@@ -199,6 +209,13 @@ class TRMPolicyMixin:
         if factored_actions and not token_actions:
             raise ValueError("factored_actions=True needs token_actions=True (per-token actions)")
         self.factored_actions = factored_actions
+        require_choice("token_selection", token_selection, TOKEN_SELECTIONS)
+        if token_selection != "learned" and not factored_actions:
+            raise ValueError(
+                f"token_selection={token_selection!r} needs factored_actions=True "
+                "(a token, then one of its choices)"
+            )
+        self.token_selection = token_selection
         if token_actions and kwargs.get("net_arch"):
             raise ValueError("token_actions=True reads the token states directly; drop net_arch")
         kwargs.setdefault("net_arch", [])
@@ -241,12 +258,14 @@ class TRMPolicyMixin:
             n_tokens = self.features_extractor.network.tokenizer.n_tokens
             per_token = int(self.action_space.n) // n_tokens
             self.action_net = TokenActionHead(
-                self.trm_config.hidden_dim, per_token, self.factored_actions
+                self.trm_config.hidden_dim, per_token, self.factored_actions, self.token_selection
             )
             if self.factored_actions and isinstance(
                 self.action_dist, MaskableCategoricalDistribution
             ):
-                self.action_dist = FactoredTokenDistribution(n_tokens, per_token)
+                self.action_dist = FactoredTokenDistribution(
+                    n_tokens, per_token, self.token_selection
+                )
         if not self.ortho_init:
             self.action_net.apply(partial(self.init_weights, gain=0.01))
             self.value_net.apply(partial(self.init_weights, gain=1.0))
@@ -265,6 +284,7 @@ class TRMPolicyMixin:
             focus_channel=self.focus_channel,
             token_actions=self.token_actions,
             factored_actions=self.factored_actions,
+            token_selection=self.token_selection,
             positions=self.positions,
         )
         return data

@@ -19,6 +19,8 @@ from torch import Tensor, nn
 
 HUGE_NEG = -1e8
 """The logit of an action a mask forbids (sb3-contrib's value)."""
+TOKEN_SELECTIONS = ("learned", "confidence")
+"""How a factored head chooses its token (see :class:`TokenActionHead`)."""
 
 
 class TokenLatents(nn.Module):
@@ -46,23 +48,37 @@ class TokenActionHead(nn.Module):
     (e.g. Sudoku's ``4 * cell + digit - 1``).
 
     Joint (default): ``Linear(D, k)`` gives each (token, choice) its own logit, so a token's
-    share of the probability grows with its number of legal choices. Factored: ``Linear(D,
-    k + 1)`` gives a token logit ``a_t`` and choice logits ``c_tj``, and the action logit is
-    ``a_t + log_softmax_j(c_t)[j]``: choose a token, then one of its choices, so
-    ``pi(t) ~ exp(a_t)`` whatever its number of choices (under an action mask too, with
-    :class:`FactoredTokenDistribution`, which ``MaskableTRMPolicy`` then uses).
+    share of the probability grows with its number of legal choices. Factored: choice logits
+    ``c_tj`` and a token logit ``a_t``, and the action logit is ``a_t +
+    log_softmax_j(c_t)[j]``: choose a token, then one of its choices, so ``pi(t) ~ exp(a_t)``
+    whatever its number of choices (under an action mask too, with
+    :class:`FactoredTokenDistribution`, which ``MaskableTRMPolicy`` then uses). The token
+    logit is learned (``token_selection="learned"``: ``Linear(D, k + 1)``, ``a_t`` first) or
+    the token's confidence (``"confidence"``: ``Linear(D, k)`` and ``a_t = max_j
+    log_softmax_j(c_t)[j]``, detached from the graph; under a mask the distribution takes
+    the maximum over the legal choices).
     """
 
-    def __init__(self, hidden_dim: int, per_token: int, factored: bool = False) -> None:
+    def __init__(
+        self,
+        hidden_dim: int,
+        per_token: int,
+        factored: bool = False,
+        token_selection: str = "learned",
+    ) -> None:
         super().__init__()
         self.hidden_dim = hidden_dim
         self.factored = factored
-        self.linear = nn.Linear(hidden_dim, per_token + int(factored))
+        self.learned_token = factored and token_selection == "learned"
+        self.linear = nn.Linear(hidden_dim, per_token + int(self.learned_token))
 
     def forward(self, latent: Tensor) -> Tensor:
         logits = self.linear(latent.unflatten(-1, (-1, self.hidden_dim)))
-        if self.factored:
+        if self.learned_token:
             logits = logits[..., :1] + torch.log_softmax(logits[..., 1:], dim=-1)
+        elif self.factored:
+            choice = torch.log_softmax(logits, dim=-1)
+            logits = choice + choice.amax(dim=-1, keepdim=True).detach()
         return logits.flatten(-2)
 
 
@@ -74,17 +90,22 @@ class FactoredTokenDistribution(MaskableCategoricalDistribution):
 
     The head's logits ``v_tj = a_t + log_softmax_j(c_t)[j]`` carry the token logit as
     ``a_t = logsumexp_j v_tj``, so the masked logits are ``v_tj - logsumexp_{legal j} v_tj
-    + a_t``. Without a mask the distribution is the head's (choices normalised over all
-    ``k``).
+    + a_t``. With ``token_selection="confidence"`` the token logit is ``max_{legal j}
+    log pi(j | t)`` instead of the head's ``a_t``, detached from the graph: a token's
+    probability grows with the certainty of its best choice, and the greedy action is the
+    single most certain (token, choice); only the choice logits are trained. Without a mask
+    the distribution is the head's.
 
     Args:
         n_tokens: ``T``.
         per_token: ``k``.
+        token_selection: one of :data:`TOKEN_SELECTIONS`, as the head's.
     """
 
-    def __init__(self, n_tokens: int, per_token: int) -> None:
+    def __init__(self, n_tokens: int, per_token: int, token_selection: str = "learned") -> None:
         super().__init__(n_tokens * per_token)
         self.per_token = per_token
+        self.token_selection = token_selection
 
     def apply_masking(self, masks: MaybeMasks) -> None:
         if masks is None:
@@ -93,9 +114,13 @@ class FactoredTokenDistribution(MaskableCategoricalDistribution):
         logits = self.distribution._original_logits.unflatten(-1, (-1, self.per_token))
         legal = torch.as_tensor(masks, dtype=torch.bool, device=logits.device)
         legal = legal.reshape(logits.shape)
+        any_legal = legal.any(dim=-1, keepdim=True)
         token = torch.logsumexp(logits, dim=-1, keepdim=True)
         allowed = torch.logsumexp(logits.masked_fill(~legal, HUGE_NEG), dim=-1, keepdim=True)
-        allowed = torch.where(legal.any(dim=-1, keepdim=True), allowed, token)
+        choice = logits - torch.where(any_legal, allowed, token)
+        if self.token_selection == "confidence":
+            best = choice.masked_fill(~legal, HUGE_NEG).amax(dim=-1, keepdim=True)
+            token = torch.where(any_legal, best, torch.zeros_like(best)).detach()
         self.distribution = MaskableCategorical(
-            logits=(logits - allowed + token).flatten(-2), masks=legal.flatten(-2)
+            logits=(choice + token).flatten(-2), masks=legal.flatten(-2)
         )
