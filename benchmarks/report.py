@@ -117,6 +117,22 @@ def threshold_times(by_agent: dict[str, list[dict]]) -> tuple[float, dict[str, l
     return level, {a: [seconds_to_reach(r, level) for r in rs] for a, rs in learners.items()}
 
 
+def late_gain(row: dict) -> float | None:
+    """The change in the row's curve success over the last third of its budget: the final
+    point's minus that of the last point at or before 2/3 of the steps (None without two
+    such points). Near zero says the budget was long enough."""
+    curve = row.get("curve") or []
+    earlier = [point for point in curve[:-1] if point[0] <= 2 * row["timesteps"] / 3]
+    if not earlier:
+        return None
+    return float(curve[-1][1] - earlier[-1][1])
+
+
+def _gain_cell(rows: Sequence[dict]) -> str:
+    gains = [gain for gain in map(late_gain, rows) if gain is not None]
+    return f"{100 * np.median(gains):+.0f} pts" if gains else "–"
+
+
 def _time_cell(times: list[float | None]) -> str:
     reached = [t for t in times if t is not None]
     if not reached:
@@ -137,8 +153,9 @@ def env_table(env: str, algo: str, by_agent: dict[str, list[dict]]) -> list[str]
         f"### {env} · {algo}",
         "",
         f"| agent | seeds | success IQM (95% CI) | success mean (95% CI) | P({BASELINE} > agent) "
-        f"| mean return | path / BFS | params | steps/s | time to {_level(level)} |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| mean return | path / BFS | params | steps/s | last-third gain "
+        f"| time to {_level(level)} |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for agent in sorted(by_agent, key=_order):
         agent_rows = by_agent[agent]
@@ -157,6 +174,7 @@ def env_table(env: str, algo: str, by_agent: dict[str, list[dict]]) -> list[str]
             f"| {_number(summarize([r['mean_return'] for r in agent_rows]))} "
             f"| {_number(summarize([r['path_ratio'] for r in agent_rows]), 3)} "
             f"| {int(params) if params else '–'} | {f'{speed:.0f}' if speed else '–'} "
+            f"| {_gain_cell(agent_rows) if agent not in REFERENCES else '–'} "
             f"| {_time_cell(times[agent]) if agent in times else '–'} |"
         )
     return [*lines, ""]

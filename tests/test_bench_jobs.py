@@ -8,6 +8,7 @@ from trm_rl.benchmarks.jobs import Job, build_jobs, read_jobs, steps_per_s, writ
 from trm_rl.benchmarks.report import (
     ROW_FIELDS,
     check_row,
+    late_gain,
     markdown_table,
     plot_aggregate,
     plot_learning_curves,
@@ -76,13 +77,16 @@ def test_markdown_table_reports_iqm_mean_improvement_and_time_to_threshold(tmp_p
     trm_line = next(line for line in table.splitlines() if line.startswith("| trm-k3"))
     # IQM of 0.5, 0.75, 0.75, 1.0 is 0.75; every run beats every MLP run (P = 1).
     assert trm_line.startswith("| trm-k3 | 4 | 75% [") and "| 75% [" in trm_line
-    # Curves reach 68% at their last point (10 s) for seeds ending at 0.75 or 1.0, not 0.5.
-    assert trm_line.endswith("| 50 | 10 s (3/4) |")
+    # Curves reach 68% at their last point (10 s) for seeds ending at 0.75 or 1.0, not 0.5;
+    # each doubles its success after its point at 50 of 100 steps (median gain 0.375).
+    assert trm_line.endswith("| 50 | +38 pts | 10 s (3/4) |")
     mlp_line = next(line for line in table.splitlines() if line.startswith("| mlp"))
     assert "| 25% | 25% | 1.00 [1.00, 1.00] |" in mlp_line
     assert mlp_line.endswith("| not reached (0/4) |")
     # Against the solver's 1.0 only trm-k3's 1.0 ties: 0.5 / 4 pairs.
     assert "| solver | 1 | 100% | 100% | 0.12 [" in table
+    solver_line = next(line for line in table.splitlines() if line.startswith("| solver"))
+    assert solver_line.endswith("| – | – |")  # a reference: no gain, no time
     paths = plot_learning_curves(rows, tmp_path)
     assert [p.name for p in paths] == ["curve_TRM-Maze-v0_ppo.png"]
     assert paths[0].stat().st_size > 1000
@@ -97,6 +101,14 @@ def test_time_to_threshold_reads_the_first_curve_point_at_the_level():
     assert level == pytest.approx(0.9)
     assert times == {"trm-k3": [4.0], "mlp": [2.0], "cnn": [5.0]}  # cnn: 10 s x 50 / 100
     assert seconds_to_reach(late, 0.95) is None
+
+
+def test_late_gain_compares_the_final_point_with_the_one_at_two_thirds():
+    curve = [[100 * i, 0.1 * i, float(i)] for i in range(1, 10)]  # 0.1 ... 0.9 at 900 steps
+    assert late_gain(row("trm-k3", 0, 0.9, curve=curve) | {"timesteps": 900}) == pytest.approx(
+        0.9 - 0.6
+    )
+    assert late_gain(row("trm-k3", 0, 0.9, curve=[[100, 0.9, 1.0]])) is None
 
 
 def test_check_row_names_missing_fields():
