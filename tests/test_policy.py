@@ -159,12 +159,13 @@ def confident_parts(model, masks):
     return obs, torch.log_softmax(raw.masked_fill(~legal, float("-inf")), -1), legal
 
 
-def test_confidence_selection_picks_cells_by_their_best_legal_digit():
-    model = sudoku_model(policy_kwargs=CONFIDENT)
+@pytest.mark.parametrize("power", [1.0, 4.0])
+def test_confidence_selection_picks_cells_by_their_best_legal_digit(power):
+    model = sudoku_model(policy_kwargs={**CONFIDENT, "confidence_power": power})
     masks = sudoku_masks(4)
     obs, choice, legal = confident_parts(model, masks)
     best = choice.amax(-1).masked_fill(~legal.any(-1), float("-inf"))
-    expected = torch.softmax(best, -1)[..., None] * choice.exp().nan_to_num()
+    expected = torch.softmax(power * best, -1)[..., None] * choice.exp().nan_to_num()
     dist = model.policy.get_distribution(obs, action_masks=masks).distribution
     torch.testing.assert_close(dist.probs.reshape(4, 16, 4), expected)
     greedy = dist.probs.argmax(-1)
@@ -188,10 +189,11 @@ def test_confidence_selection_trains_only_the_choice_log_prob():
 
 
 def test_confidence_policy_saves_and_loads(tmp_path):
-    model = sudoku_model(policy_kwargs=CONFIDENT)
+    model = sudoku_model(policy_kwargs={**CONFIDENT, "confidence_power": 8.0})
     model.save(tmp_path / "model")
     loaded = MaskablePPO.load(tmp_path / "model", device="cpu")
     assert loaded.policy.token_selection == "confidence"
+    assert loaded.policy.confidence_power == 8.0
     obs, _ = model.policy.obs_to_tensor(observations("TRM-Sudoku-v0", 2))
     masks = sudoku_masks(2)
     torch.testing.assert_close(
@@ -347,6 +349,9 @@ def test_policy_kwargs_reach_the_core():
             ValueError,
             "token_selection",
         ),
+        ({**CONFIDENT, "confidence_power": 0}, ValueError, r"confidence_power must be in \(0"),
+        ({**CONFIDENT, "confidence_power": "8"}, TypeError, "confidence_power"),
+        ({**FACTORED, "confidence_power": 2.0}, ValueError, "needs token_selection='confidence'"),
     ],
 )
 def test_bad_policy_kwargs_raise_naming_the_argument(kwargs, error, match):

@@ -36,7 +36,7 @@ from trm_rl.agents.sb3.token_actions import (
     TokenActionHead,
     TokenLatents,
 )
-from trm_rl.config import TRMConfig, require_bool, require_choice
+from trm_rl.config import TRMConfig, require_bool, require_choice, require_number
 
 TRM_FIELDS = (
     "hidden_dim",
@@ -165,6 +165,11 @@ class TRMPolicyMixin:
             (default: its own logit) or ``"confidence"`` (the token whose most probable legal
             choice is the most probable; only the choice logits are trained; greedy then
             plays the single most certain move). See :class:`FactoredTokenDistribution`.
+        confidence_power: with ``token_selection="confidence"``, ``beta > 0``: a token is
+            sampled with probability proportional to its best choice's probability to the
+            power ``beta`` (default 1; larger samples the certain moves more often, e.g. a
+            Sudoku cell with one legal digit over a guess between two). Greedy actions do
+            not depend on it.
         **kwargs: SB3's ``ActorCriticPolicy`` arguments. Defaults that differ from SB3's:
             ``net_arch=[]`` (heads read the TRM features directly) and ``ortho_init=False``
             (keeps the core's own init; the action head still starts at gain 0.01 and the
@@ -187,6 +192,7 @@ class TRMPolicyMixin:
         token_actions: bool = False,
         factored_actions: bool = False,
         token_selection: str = "learned",
+        confidence_power: float = 1.0,
         positions: str = "learned",
         **kwargs: Any,
     ) -> None:
@@ -216,6 +222,12 @@ class TRMPolicyMixin:
                 "(a token, then one of its choices)"
             )
         self.token_selection = token_selection
+        require_number("confidence_power", confidence_power, 0.0, low_open=True)
+        if confidence_power != 1.0 and token_selection != "confidence":
+            raise ValueError(
+                f"confidence_power={confidence_power} needs token_selection='confidence'"
+            )
+        self.confidence_power = float(confidence_power)
         if token_actions and kwargs.get("net_arch"):
             raise ValueError("token_actions=True reads the token states directly; drop net_arch")
         kwargs.setdefault("net_arch", [])
@@ -258,13 +270,17 @@ class TRMPolicyMixin:
             n_tokens = self.features_extractor.network.tokenizer.n_tokens
             per_token = int(self.action_space.n) // n_tokens
             self.action_net = TokenActionHead(
-                self.trm_config.hidden_dim, per_token, self.factored_actions, self.token_selection
+                self.trm_config.hidden_dim,
+                per_token,
+                self.factored_actions,
+                self.token_selection,
+                self.confidence_power,
             )
             if self.factored_actions and isinstance(
                 self.action_dist, MaskableCategoricalDistribution
             ):
                 self.action_dist = FactoredTokenDistribution(
-                    n_tokens, per_token, self.token_selection
+                    n_tokens, per_token, self.token_selection, self.confidence_power
                 )
         if not self.ortho_init:
             self.action_net.apply(partial(self.init_weights, gain=0.01))
@@ -285,6 +301,7 @@ class TRMPolicyMixin:
             token_actions=self.token_actions,
             factored_actions=self.factored_actions,
             token_selection=self.token_selection,
+            confidence_power=self.confidence_power,
             positions=self.positions,
         )
         return data

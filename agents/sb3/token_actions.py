@@ -54,9 +54,11 @@ class TokenActionHead(nn.Module):
     whatever its number of choices (under an action mask too, with
     :class:`FactoredTokenDistribution`, which ``MaskableTRMPolicy`` then uses). The token
     logit is learned (``token_selection="learned"``: ``Linear(D, k + 1)``, ``a_t`` first) or
-    the token's confidence (``"confidence"``: ``Linear(D, k)`` and ``a_t = max_j
-    log_softmax_j(c_t)[j]``, detached from the graph; under a mask the distribution takes
-    the maximum over the legal choices).
+    the token's confidence (``"confidence"``: ``Linear(D, k)`` and ``a_t = beta * max_j
+    log_softmax_j(c_t)[j]``, detached from the graph, so ``pi(t)`` is proportional to the
+    probability of the token's best choice to the power ``beta = confidence_power``; under
+    a mask the distribution takes the maximum over the legal choices). ``beta`` sets how
+    strongly sampling prefers certain tokens; the greedy action does not depend on it.
     """
 
     def __init__(
@@ -65,10 +67,12 @@ class TokenActionHead(nn.Module):
         per_token: int,
         factored: bool = False,
         token_selection: str = "learned",
+        confidence_power: float = 1.0,
     ) -> None:
         super().__init__()
         self.hidden_dim = hidden_dim
         self.factored = factored
+        self.confidence_power = confidence_power
         self.learned_token = factored and token_selection == "learned"
         self.linear = nn.Linear(hidden_dim, per_token + int(self.learned_token))
 
@@ -78,7 +82,8 @@ class TokenActionHead(nn.Module):
             logits = logits[..., :1] + torch.log_softmax(logits[..., 1:], dim=-1)
         elif self.factored:
             choice = torch.log_softmax(logits, dim=-1)
-            logits = choice + choice.amax(dim=-1, keepdim=True).detach()
+            best = choice.amax(dim=-1, keepdim=True).detach()
+            logits = choice + self.confidence_power * best
         return logits.flatten(-2)
 
 
@@ -90,22 +95,30 @@ class FactoredTokenDistribution(MaskableCategoricalDistribution):
 
     The head's logits ``v_tj = a_t + log_softmax_j(c_t)[j]`` carry the token logit as
     ``a_t = logsumexp_j v_tj``, so the masked logits are ``v_tj - logsumexp_{legal j} v_tj
-    + a_t``. With ``token_selection="confidence"`` the token logit is ``max_{legal j}
-    log pi(j | t)`` instead of the head's ``a_t``, detached from the graph: a token's
-    probability grows with the certainty of its best choice, and the greedy action is the
-    single most certain (token, choice); only the choice logits are trained. Without a mask
-    the distribution is the head's.
+    + a_t``. With ``token_selection="confidence"`` the token logit is ``beta * max_{legal
+    j} log pi(j | t)`` instead of the head's ``a_t``, detached from the graph: a token's
+    probability is proportional to its best choice's to the power ``beta``, the greedy
+    action is the single most certain (token, choice) whatever ``beta``, and only the choice
+    logits are trained. Without a mask the distribution is the head's.
 
     Args:
         n_tokens: ``T``.
         per_token: ``k``.
         token_selection: one of :data:`TOKEN_SELECTIONS`, as the head's.
+        confidence_power: ``beta``, as the head's.
     """
 
-    def __init__(self, n_tokens: int, per_token: int, token_selection: str = "learned") -> None:
+    def __init__(
+        self,
+        n_tokens: int,
+        per_token: int,
+        token_selection: str = "learned",
+        confidence_power: float = 1.0,
+    ) -> None:
         super().__init__(n_tokens * per_token)
         self.per_token = per_token
         self.token_selection = token_selection
+        self.confidence_power = confidence_power
 
     def apply_masking(self, masks: MaybeMasks) -> None:
         if masks is None:
@@ -120,7 +133,7 @@ class FactoredTokenDistribution(MaskableCategoricalDistribution):
         choice = logits - torch.where(any_legal, allowed, token)
         if self.token_selection == "confidence":
             best = choice.masked_fill(~legal, HUGE_NEG).amax(dim=-1, keepdim=True)
-            token = torch.where(any_legal, best, torch.zeros_like(best)).detach()
+            token = torch.where(any_legal, self.confidence_power * best, 0.0).detach()
         self.distribution = MaskableCategorical(
             logits=(choice + token).flatten(-2), masks=legal.flatten(-2)
         )
