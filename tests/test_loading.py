@@ -428,9 +428,22 @@ def test_package_cli_records_command_commit_and_held_out_result(maze_dir, tmp_pa
     assert "held-out success" in capsys.readouterr().out
     record = json.loads((tmp_path / "root" / "maze-tiny" / "config.json").read_text())
     assert record["command"] == "python -m x" and record["held_out"]["episodes"] == 3
+    assert record["held_out"]["env_kwargs"] == config["env_kwargs"]
     assert package_main(argv) == 2
     assert "exists; pass --overwrite" in capsys.readouterr().err
-    assert package_main([*argv, "--overwrite"]) == 0
+    other = {"family": "perfect"}
+    assert (
+        package_main(
+            [*argv, "--overwrite", "--evaluate", "3", "--eval-env-kwargs", json.dumps(other)]
+        )
+        == 0
+    )
+    record = json.loads((tmp_path / "root" / "maze-tiny" / "config.json").read_text())
+    assert (
+        record["held_out"]["env_kwargs"] == other and record["env_kwargs"] == config["env_kwargs"]
+    )
+    assert package_main([*argv, "--overwrite", "--eval-env-kwargs", "{}"]) == 2
+    assert "needs evaluate_episodes" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -3,13 +3,14 @@
 Usage::
 
     python -m trm_rl.pretrained.package RUN_DIR NAME --commit SHA [--command "..."]
-        [--evaluate EPISODES] [--root DIR] [--overwrite]
+        [--evaluate EPISODES] [--eval-env-kwargs JSON] [--root DIR] [--overwrite]
 
 ``RUN_DIR`` is a directory written by ``trm-rl train`` (SB3 or REINFORCE), by
 ``python -m trm_rl.benchmarks.policy_learning --save-models DIR`` or by ``trm-rl control
 train``. The agent is loaded safely (tensors only), and ``ROOT/NAME/`` receives
 ``config.json`` (the run's config plus ``"command"``, ``"commit"``, ``"weights"`` and, with
-``--evaluate``, ``"held_out"``: the packaged copy's result on held-out episodes, seed 0) and
+``--evaluate``, ``"held_out"``: the packaged copy's result on held-out episodes, seed 0, of
+the run's env settings or ``--eval-env-kwargs``, e.g. full puzzles after a curriculum) and
 ``policy.pt`` (the policy's state dict). ``ROOT`` defaults to this package's folder.
 """
 
@@ -42,6 +43,7 @@ def package(
     evaluate_episodes: int | None = None,
     root: str | Path | None = None,
     overwrite: bool = False,
+    eval_env_kwargs: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``root/name/`` (``config.json`` + ``policy.pt``) from the agent in ``run_dir``.
 
@@ -51,16 +53,18 @@ def package(
         commit: the git commit (7 to 40 hex digits) of the code that trained it.
         command: the command that trained it; defaults to ``config.json``'s ``"command"``.
         evaluate_episodes: evaluate the packaged copy on this many held-out episodes
-            (seed 0, the saved env settings) and record the result; RL agents only.
+            (seed 0) and record the result; RL agents only.
         root: where pretrained folders live (default: :data:`trm_rl.pretrained.ROOT`).
         overwrite: replace an existing ``root/name``.
+        eval_env_kwargs: ``gym.make`` keyword arguments of the evaluation (default: the
+            run's ``env_kwargs``); recorded with the result.
 
     Returns:
         The written folder.
 
     Raises:
         ValueError: a bad name or commit, no command, or ``evaluate_episodes`` for a
-            controller.
+            controller, or ``eval_env_kwargs`` without ``evaluate_episodes``.
         FileExistsError: ``root/name`` exists and ``overwrite`` is False.
     """
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
@@ -75,6 +79,8 @@ def package(
         raise ValueError(f"{run_dir / pretrained.CONFIG_FILE} has no 'command': pass --command")
     if evaluate_episodes is not None and kind == "control":
         raise ValueError("--evaluate applies to RL agents; use `trm-rl control analyze`")
+    if eval_env_kwargs is not None and evaluate_episodes is None:
+        raise ValueError("eval_env_kwargs (--eval-env-kwargs) needs evaluate_episodes (--evaluate)")
     target = Path(root if root is not None else pretrained.ROOT) / name
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
@@ -96,14 +102,15 @@ def package(
     if evaluate_episodes is not None:
         from trm_rl.agents.evaluation import evaluate
 
+        env_kwargs = config.get("env_kwargs") or {} if eval_env_kwargs is None else eval_env_kwargs
         result = evaluate(
             load_agent(staging, device="cpu"),
             config["env_id"],
             episodes=evaluate_episodes,
             seed=EVAL_SEED,
-            env_kwargs=config.get("env_kwargs") or {},
+            env_kwargs=env_kwargs,
         )
-        record["held_out"] = {"seed": EVAL_SEED, **result.to_dict()}
+        record["held_out"] = {"seed": EVAL_SEED, "env_kwargs": env_kwargs, **result.to_dict()}
         _write_config(staging, record)
     if target.exists():
         shutil.rmtree(target)
@@ -118,6 +125,7 @@ def _write_config(directory: Path, record: dict[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (2 with one line on bad input)."""
     from trm_rl.cli import USER_ERRORS
+    from trm_rl.cli.dataclass_flags import json_object
 
     parser = argparse.ArgumentParser(
         prog="python -m trm_rl.pretrained.package",
@@ -138,6 +146,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="record the packaged copy's success on this many held-out episodes (seed 0)",
     )
     parser.add_argument(
+        "--eval-env-kwargs",
+        type=json_object,
+        default=None,
+        metavar="JSON",
+        help="gym.make kwargs of the --evaluate episodes (default: the run's)",
+    )
+    parser.add_argument(
         "--root", default=None, help=f"pretrained folder (default: {pretrained.ROOT})"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing NAME")
@@ -151,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.evaluate,
             args.root,
             args.overwrite,
+            args.eval_env_kwargs,
         )
     except USER_ERRORS as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
