@@ -85,18 +85,38 @@ def masked_log_probs(policy: Any, observations: np.ndarray, masks: np.ndarray) -
     return policy.get_distribution(obs, action_masks=masks).distribution.logits
 
 
+def guess_certainty(probs: torch.Tensor, masks: np.ndarray, targets: np.ndarray) -> float:
+    """Mean over *undecided* cells (at least two legal digits, none of them a single) of
+    the policy's largest digit probability given the cell, ``max_j pi(j | cell)``.
+
+    No rule decides such a cell yet, so a calibrated policy stays near ``1 / k`` there;
+    values near 1 mean it is as sure of a guess as of a single. ``probs``: ``[B, 729]``
+    action probabilities; ``masks``, ``targets``: ``[B, 729]`` bools. NaN without an
+    undecided cell.
+    """
+    legal = torch.as_tensor(masks).reshape(len(masks), SIZE * SIZE, SIZE)
+    forced = torch.as_tensor(targets).reshape(legal.shape)
+    undecided = (legal.sum(-1) >= 2) & ~forced.any(-1)
+    per_cell = probs.reshape(legal.shape)
+    given_cell = per_cell / per_cell.sum(-1, keepdim=True).clamp_min(1e-30)
+    best = given_cell.masked_fill(~legal, 0.0).amax(-1)
+    return float(best[undecided].mean()) if undecided.any() else float("nan")
+
+
 def single_scores(policy: Any, held_out: tuple[np.ndarray, ...]) -> dict[str, float]:
     """On held-out positions: the fraction whose greedy action is a single
-    (``greedy_single_rate``) and the mean probability the policy puts on singles
-    (``single_mass``)."""
+    (``greedy_single_rate``), the mean probability the policy puts on singles
+    (``single_mass``) and its certainty in undecided cells (:func:`guess_certainty`)."""
     observations, masks, targets = held_out
     with torch.no_grad():
         log_probs = masked_log_probs(policy, observations, masks)
     chosen = log_probs.argmax(-1).numpy()
-    mass = (log_probs.exp() * torch.as_tensor(targets)).sum(-1)
+    probs = log_probs.exp()
+    mass = (probs * torch.as_tensor(targets)).sum(-1)
     return {
         "greedy_single_rate": float(targets[np.arange(len(targets)), chosen].mean()),
         "single_mass": float(mass.mean()),
+        "guess_certainty": guess_certainty(probs, masks, targets),
     }
 
 
@@ -179,7 +199,8 @@ def score_agent(args: argparse.Namespace, argv: list[str] | None) -> int:
     atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
     print(
         f"{args.agent}: greedy action a single on {scores['greedy_single_rate']:.1%} of "
-        f"held-out {args.difficulty} starts, probability on singles {scores['single_mass']:.3f}"
+        f"held-out {args.difficulty} starts, probability on singles {scores['single_mass']:.3f}, "
+        f"largest digit probability in undecided cells {scores['guess_certainty']:.3f}"
     )
     return 0
 

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from trm_rl.agents.sb3.training import TrainConfig, train
 from trm_rl.benchmarks import sudoku9_probe
@@ -101,6 +102,7 @@ def test_an_agent_is_scored_on_held_out_starts(candidates_agent, tmp_path, capsy
     assert record["meta"]["observation"] == "candidates"
     scores = record["scores"]
     assert 0.0 <= scores["greedy_single_rate"] <= 1.0 and 0.0 < scores["single_mass"] < 1.0
+    assert 1 / 9 <= scores["guess_certainty"] <= 1.0
     assert "greedy action a single" in capsys.readouterr().out
 
 
@@ -108,3 +110,19 @@ def test_an_agents_observation_cannot_be_changed(candidates_agent, tmp_path):
     argv = ["--agent", str(candidates_agent), "--observation", "digits"]
     with pytest.raises(ValueError, match="differs from the agent's"):
         sudoku9_probe.main([*argv, "--out", str(tmp_path / "x.json")])
+
+
+def test_guess_certainty_reads_only_undecided_cells():
+    masks = np.zeros((1, 729), dtype=bool)
+    targets = np.zeros((1, 729), dtype=bool)
+    probs = torch.zeros(1, 729)
+    masks[0, [0, 1]] = True  # cell 0: digits 1-2, undecided
+    probs[0, [0, 1]] = torch.tensor([0.3, 0.1])  # 0.75 given the cell
+    masks[0, [9, 10, 11]] = True  # cell 1: digits 1-3, undecided
+    probs[0, [9, 10, 11]] = torch.tensor([0.05, 0.05, 0.1])  # 0.5 given the cell
+    masks[0, [18, 19]] = targets[0, 19] = True  # cell 2: a hidden single, not undecided
+    probs[0, [18, 19]] = torch.tensor([0.39, 0.01])
+    masks[0, 27] = targets[0, 27] = True  # cell 3: a naked single
+    assert sudoku9_probe.guess_certainty(probs, masks, targets) == pytest.approx(0.625)
+    targets[0, [0, 9]] = True
+    assert np.isnan(sudoku9_probe.guess_certainty(probs, masks, targets))
