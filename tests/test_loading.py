@@ -705,3 +705,12 @@ def test_shipped_extrapolation_policy_thinks_longer_on_a_larger_maze():
     assert agent.policy.features_extractor.network.core.config.h_cycles == 6
     result = evaluate(agent, "TRM-Maze-v0", 20, 0, env_kwargs)
     assert result.success_rate >= 0.5  # 76% of 100 such mazes in RESULTS §10
+
+
+def test_shipped_sudoku9_policy_solves_naked_single_puzzles():
+    """``pretrained:sudoku-9x9`` fills full held-out puzzles that naked singles solve."""
+    agent = load_agent("pretrained:sudoku-9x9")
+    assert agent.policy.token_selection == "confidence"
+    env_kwargs = {"difficulty": "naked", "observation": "candidates"}
+    result = evaluate(agent, "TRM-Sudoku-9x9-v0", 5, 0, env_kwargs)
+    assert result.success_rate == 1.0  # 100 of 100 such puzzles in its config.json
