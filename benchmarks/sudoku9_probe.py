@@ -2,8 +2,9 @@
 
 Reinforcement learning tells whether a policy learns; this probe tells whether its network
 can represent and fit the move a solver makes, without the noise of RL. The network of
-``MaskablePPO(MaskableTRMPolicy)`` with the ``TRM-Sudoku-9x9-v0`` recipe (``--trm-kwargs``
-override it) is trained by cross-entropy to put its masked action probability on the
+``MaskablePPO(MaskableTRMPolicy)`` with the ``TRM-Sudoku-9x9-v0`` recipe's core and one
+logit per (cell, digit) (:data:`PROBE_HEAD`; ``--trm-kwargs`` override both) is trained by
+cross-entropy to put its masked action probability on the
 *singles* of a position: the placements that the rules force (a naked single: a blank with
 one legal digit; a hidden single: a digit legal in only one blank of a row, column or box).
 Every single is a right digit, so a policy whose greedy action is always a single solves
@@ -64,6 +65,11 @@ def singles(mask: np.ndarray) -> np.ndarray:
     for unit, cells in enumerate(_UNITS):
         forced[cells] |= only[unit]
     return forced.reshape(-1)
+
+
+PROBE_HEAD = {"factored_actions": False, "token_selection": "learned", "confidence_power": 1.0}
+"""The probe's action head: one logit per (cell, digit), every probability trained (the
+recipe's confidence selection trains only the digits)."""
 
 
 def positions(env: Sudoku9Env, n: int, seeds: list[int] | None = None) -> tuple[np.ndarray, ...]:
@@ -216,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         n_envs=1,
         env_kwargs={"difficulty": args.difficulty, "observation": args.observation},
-        policy_kwargs=args.trm_kwargs,
+        policy_kwargs={**PROBE_HEAD, **args.trm_kwargs},
     )
     policy = make_model(config).policy
     optimizer = torch.optim.Adam(policy.parameters(), lr=args.lr)
