@@ -2,6 +2,7 @@
 pretrained policies and the errors of ``trm-rl evaluate``."""
 
 import base64
+import dataclasses
 import json
 import os
 import pickle
@@ -26,6 +27,7 @@ from trm_rl.agents.loading import safe_torch_load
 from trm_rl.agents.reinforce.config import ReinforceConfig
 from trm_rl.agents.reinforce.trainer import resume
 from trm_rl.agents.reinforce.trainer import train as train_reinforce
+from trm_rl.agents.sb3 import hyperparams
 from trm_rl.agents.sb3.training import TrainConfig
 from trm_rl.agents.sb3.training import train as train_sb3
 from trm_rl.cli import main
@@ -714,3 +716,16 @@ def test_shipped_sudoku9_policy_solves_naked_single_puzzles():
     env_kwargs = {"difficulty": "naked", "observation": "candidates"}
     result = evaluate(agent, "TRM-Sudoku-9x9-v0", 5, 0, env_kwargs)
     assert result.success_rate == 1.0  # 100 of 100 such puzzles in its config.json
+
+
+def test_a_key_the_recipe_gained_later_takes_the_policys_default(maze_dir, monkeypatch):
+    """config.json holds the policy kwargs resolved at training; a recipe key added since
+    then (here ``learned_init``, which would add parameters) must not change the agent."""
+    config = json.loads((maze_dir / "config.json").read_text())
+    assert "learned_init" not in config["policy_kwargs"]
+    original = hyperparams.recipe("TRM-Maze-v0")
+    grown = dataclasses.replace(original, trm={**original.trm, "learned_init": True})
+    monkeypatch.setitem(hyperparams.RECIPES, "TRM-Maze-v0", grown)
+    assert hyperparams.recipe("TRM-Maze-v0").trm["learned_init"] is True
+    agent = load_agent(maze_dir)
+    assert agent.policy.trm_config.learned_init is False
