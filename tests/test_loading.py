@@ -698,15 +698,16 @@ def test_init_from_flag_starts_the_run_and_not_reinforce(free_maze_dir, tmp_path
 
 
 def test_shipped_extrapolation_policy_thinks_longer_on_a_larger_maze():
-    """``pretrained:maze-extrapolate`` (trained on 7x7) runs 6 cycles on 9x9 perfect mazes."""
-    env_kwargs = {"size": 9, "family": "perfect"}
+    """``pretrained:maze-extrapolate`` (trained on 7x7, then 9x9 mazes at 6 cycles) runs 12
+    cycles on 15x15 perfect mazes."""
+    env_kwargs = {"size": 15, "family": "perfect"}
     env = gym.make("TRM-Maze-v0", **env_kwargs)
     agent = load_agent(
-        "pretrained:maze-extrapolate", h_cycles=6, observation_space=env.observation_space
+        "pretrained:maze-extrapolate", h_cycles=12, observation_space=env.observation_space
     )
-    assert agent.policy.features_extractor.network.core.config.h_cycles == 6
+    assert agent.policy.features_extractor.network.core.config.h_cycles == 12
     result = evaluate(agent, "TRM-Maze-v0", 20, 0, env_kwargs)
-    assert result.success_rate >= 0.5  # 76% of 100 such mazes in RESULTS §10
+    assert result.success_rate >= 0.4  # 50% of 100 such mazes (seed 1) in RESULTS §10
 
 
 def test_shipped_sudoku9_policy_solves_naked_single_puzzles():
