@@ -102,7 +102,9 @@ def package(
     if evaluate_episodes is not None:
         from trm_rl.agents.evaluation import evaluate
 
-        env_kwargs = config.get("env_kwargs") or {} if eval_env_kwargs is None else eval_env_kwargs
+        env_kwargs = eval_env_kwargs
+        if env_kwargs is None:
+            env_kwargs = config.get("env_kwargs") or {}
         result = evaluate(
             load_agent(staging, device="cpu"),
             config["env_id"],
