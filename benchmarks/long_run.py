@@ -42,7 +42,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from trm_rl.agents.evaluation import evaluate
 from trm_rl.agents.loading import load_agent
+from trm_rl.agents.sb3.hyperparams import ALGOS
 from trm_rl.agents.sb3.training import (
+    POLICIES,
     TrainConfig,
     TrainingInterrupted,
     save_checkpoint,
@@ -73,7 +75,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", required=True, help="training env id")
     parser.add_argument("--env-kwargs", type=json_object, default={}, help="JSON for gym.make")
-    parser.add_argument("--trm-kwargs", type=json_object, default={}, help="JSON TRM overrides")
+    parser.add_argument(
+        "--algo", choices=ALGOS, default=None, help="algorithm (default: the env's recipe)"
+    )
+    parser.add_argument("--policy", choices=POLICIES, default="trm", help="network (trm)")
+    parser.add_argument(
+        "--trm-kwargs", type=json_object, default={}, help="JSON policy overrides (TRM or MLP)"
+    )
     parser.add_argument("--algo-kwargs", type=json_object, default={}, help="JSON algo overrides")
     parser.add_argument("--n-envs", type=int, default=None, help="override the recipe's n_envs")
     parser.add_argument(
@@ -138,9 +146,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def settings(args: argparse.Namespace) -> dict[str, Any]:
-    """What a resumed run must repeat (besides :data:`RESUMABLE`)."""
+    """What a resumed run must repeat (besides :data:`RESUMABLE`); ``algo`` and ``policy``
+    appear only when they differ from the defaults, as in curves written before they
+    existed."""
     return {
         "env": args.env,
+        **({"algo": args.algo} if args.algo is not None else {}),
+        **({"policy": args.policy} if args.policy != "trm" else {}),
         "env_kwargs": args.env_kwargs,
         "trm_kwargs": args.trm_kwargs,
         "algo_kwargs": args.algo_kwargs,
@@ -309,6 +321,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         points = []
     config = TrainConfig(
         args.env,
+        algo=args.algo,
+        policy=args.policy,
         timesteps=args.timesteps,
         seed=args.seed,
         env_kwargs=args.env_kwargs,

@@ -40,6 +40,7 @@ import torch
 
 from trm_rl.agents.evaluation import evaluation_seed
 from trm_rl.agents.loading import load_agent, read_config, resolve_source
+from trm_rl.agents.sb3.hyperparams import MASKABLE_ALGOS
 from trm_rl.agents.sb3.training import TrainConfig, make_model
 from trm_rl.atomic import atomic_write_text
 from trm_rl.cli.dataclass_flags import json_object
@@ -182,9 +183,10 @@ def score_agent(args: argparse.Namespace, argv: list[str] | None) -> int:
     """``--agent``: the trained policy's single scores on the held-out positions."""
     directory = resolve_source(args.agent)
     config = read_config(directory)
-    if config.get("env_id") != ENV_ID or config.get("algo") != "maskable-ppo":
+    if config.get("env_id") != ENV_ID or config.get("algo") not in MASKABLE_ALGOS:
         raise ValueError(
-            f"--agent must be a MaskablePPO agent of {ENV_ID}, got {config.get('algo')!r} on "
+            f"--agent must be a {' or '.join(MASKABLE_ALGOS)} agent of {ENV_ID}, got "
+            f"{config.get('algo')!r} on "
             f"{config.get('env_id')!r}"
         )
     trained = (config.get("env_kwargs") or {}).get("observation", "digits")

@@ -38,8 +38,11 @@ from typing import Any
 
 from trm_rl.config import require_int
 
-ALGOS = ("ppo", "a2c", "maskable-ppo")
-"""Stable-Baselines3 algorithms the trainer builds (REINFORCE has its own trainer)."""
+ALGOS = ("ppo", "a2c", "maskable-ppo", "maskable-outcome")
+"""Stable-Baselines3 algorithms the trainer builds (REINFORCE has its own trainer);
+``"maskable-outcome"`` is :class:`~trm_rl.agents.sb3.outcome.MaskableOutcomeLearner`."""
+MASKABLE_ALGOS = ("maskable-ppo", "maskable-outcome")
+"""The algorithms that take action masks (and ``MaskableTRMPolicy``)."""
 
 
 def _frozen(mapping: dict[str, Any] | None = None) -> MappingProxyType:
@@ -58,6 +61,8 @@ class Recipe:
     """``PPO``/``MaskablePPO`` keyword arguments (SB3 defaults for the rest)."""
     a2c: MappingProxyType = field(default_factory=_frozen)
     """``A2C`` keyword arguments (SB3 defaults for the rest)."""
+    outcome: MappingProxyType = field(default_factory=_frozen)
+    """``MaskableOutcomeLearner`` keyword arguments (its defaults for the rest)."""
     trm: MappingProxyType = field(default_factory=_frozen)
     """``TRMPolicy`` keyword arguments (the policy's defaults for the rest)."""
     mlp: MappingProxyType = field(default_factory=_frozen)
@@ -67,14 +72,14 @@ class Recipe:
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
         require_int("n_envs", self.n_envs, 1)
-        for name in ("ppo", "a2c", "trm", "mlp"):
+        for name in ("ppo", "a2c", "outcome", "trm", "mlp"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
 
     def algo_kwargs(self, algo: str) -> dict[str, Any]:
         """Keyword arguments of ``algo`` (a copy)."""
         if algo not in ALGOS:
             raise ValueError(f"algo must be one of {ALGOS}, got {algo!r}")
-        return dict(self.a2c if algo == "a2c" else self.ppo)
+        return dict({"a2c": self.a2c, "maskable-outcome": self.outcome}.get(algo, self.ppo))
 
 
 _GRID_PPO = {

@@ -49,7 +49,7 @@ from trm_rl.agents.sb3.callbacks import (
     TrainingDiverged,
     TRMDiagnosticsCallback,
 )
-from trm_rl.agents.sb3.hyperparams import ALGOS, recipe
+from trm_rl.agents.sb3.hyperparams import ALGOS, MASKABLE_ALGOS, recipe
 from trm_rl.agents.sb3.policy import MaskableTRMPolicy, TRMPolicy
 from trm_rl.atomic import atomic_path, atomic_write_text
 from trm_rl.config import require_bool, require_int, require_number
@@ -89,7 +89,8 @@ class TrainConfig:
     env_id: str
     """A registered Gymnasium id, e.g. ``"TRM-Maze-v0"``."""
     algo: str | None = None
-    """``"ppo"``, ``"a2c"`` or ``"maskable-ppo"``."""
+    """One of :data:`~trm_rl.agents.sb3.hyperparams.ALGOS`: ``"ppo"``, ``"a2c"``,
+    ``"maskable-ppo"`` or ``"maskable-outcome"``."""
     policy: str = "trm"
     """``"trm"`` (TRMPolicy / MaskableTRMPolicy) or ``"mlp"`` (SB3's MlpPolicy)."""
     timesteps: int = 100_000
@@ -259,11 +260,15 @@ def make_env(config: TrainConfig) -> VecEnv:
 
 
 def algorithm_class(algo: str) -> type[BaseAlgorithm]:
-    """The SB3 class of ``algo`` (``"maskable-ppo"`` needs sb3-contrib)."""
+    """The SB3 class of ``algo`` (the maskable ones need sb3-contrib)."""
     if algo == "maskable-ppo":
         from sb3_contrib import MaskablePPO
 
         return MaskablePPO
+    if algo == "maskable-outcome":
+        from trm_rl.agents.sb3.outcome import MaskableOutcomeLearner
+
+        return MaskableOutcomeLearner
     return {"ppo": PPO, "a2c": A2C}[algo]
 
 
@@ -275,7 +280,7 @@ def make_model(
     if config.policy == "mlp":
         policy: Any = "MlpPolicy"
     else:
-        policy = MaskableTRMPolicy if algo == "maskable-ppo" else TRMPolicy
+        policy = MaskableTRMPolicy if algo in MASKABLE_ALGOS else TRMPolicy
     torch.manual_seed(config.seed)
     return algorithm_class(algo)(
         policy,

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from trm_rl.agents.network import POSITIONS
+from trm_rl.agents.sb3.hyperparams import ALGOS
 from trm_rl.cli.dataclass_flags import json_object
 from trm_rl.config import GRAD_MODES, MIXERS, require_int
 
@@ -38,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--env", required=True, help="environment id, e.g. TRM-Maze-v0")
     parser.add_argument(
         "--algo",
-        choices=("ppo", "a2c", "maskable-ppo", "reinforce"),
+        choices=(*ALGOS, "reinforce"),
         default=None,
         help="algorithm (default: the env's recommended one)",
     )
@@ -151,17 +152,17 @@ def run(args: argparse.Namespace) -> int:
         for flag in ("random_h_cycles", "positions", "init_from"):
             if getattr(args, flag) is not None:
                 name = "--" + flag.replace("_", "-")
-                raise ValueError(f"{name} applies to ppo, a2c and maskable-ppo, not reinforce")
+                raise ValueError(f"{name} applies to {', '.join(ALGOS)}, not reinforce")
         if args.algo_kwargs:
             raise ValueError(
-                "--algo-kwargs applies to ppo, a2c and maskable-ppo; REINFORCE takes its own flags"
+                f"--algo-kwargs applies to {', '.join(ALGOS)}; REINFORCE takes its own flags"
             )
         return reinforce_cli.run(args, out)
     given = reinforce_cli.given_flags(args)
     if given:
         raise ValueError(
             f"{', '.join(given)} {'apply' if len(given) > 1 else 'applies'} to --algo "
-            "reinforce only; PPO, A2C and MaskablePPO "
+            "reinforce only; the SB3 algorithms "
             "take their settings through --algo-kwargs, e.g. '{\"gamma\": 0.95}'"
         )
     policy_flags = (*TRM_FLAGS, "focus_channel", "positions")
