@@ -59,7 +59,13 @@ RUN_DIR = "run"
 BEST_DIR = "best"
 RESUMABLE = ("timesteps",)
 """Settings a resumed run may change."""
-LATER_SETTINGS = {"init_from": None, "keep_best": None, "eval_at_start": False}
+LATER_SETTINGS = {
+    "init_from": None,
+    "keep_best": None,
+    "eval_at_start": False,
+    "algo": None,
+    "policy": "trm",
+}
 """Settings added after the first curves were written, with the value they then had."""
 
 
@@ -146,13 +152,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def settings(args: argparse.Namespace) -> dict[str, Any]:
-    """What a resumed run must repeat (besides :data:`RESUMABLE`); ``algo`` and ``policy``
-    appear only when they differ from the defaults, as in curves written before they
-    existed."""
+    """What a resumed run must repeat (besides :data:`RESUMABLE`)."""
     return {
         "env": args.env,
-        **({"algo": args.algo} if args.algo is not None else {}),
-        **({"policy": args.policy} if args.policy != "trm" else {}),
+        "algo": args.algo,
+        "policy": args.policy,
         "env_kwargs": args.env_kwargs,
         "trm_kwargs": args.trm_kwargs,
         "algo_kwargs": args.algo_kwargs,

@@ -36,7 +36,7 @@ def test_segments_curve_and_resume(tmp_path, capsys):
     assert set(first["evals"]) == {"five", "seven"} and first["evals"]["seven"]["episodes"] == 3
     assert 0 < first["train_seconds"] <= first["elapsed_seconds"]
     assert (out / "run" / "model.zip").is_file()
-    for later in ("init_from", "keep_best", "eval_at_start"):
+    for later in ("init_from", "keep_best", "eval_at_start", "algo", "policy"):
         del record["settings"][later]  # a curve written before these settings existed
     (out / "curve.json").write_text(json.dumps(record))
     assert long_run.main([*TINY, "--timesteps", "192", "--out", str(out), "--resume"]) == 0
@@ -68,6 +68,9 @@ def test_refusals_name_the_problem(tmp_path, capsys):
     changed = [*TINY, "--timesteps", "128", "--out", str(out), "--resume", "--init-from", "x"]
     assert long_run.main(changed) == 2
     assert "other settings (init_from)" in capsys.readouterr().err
+    changed = [*TINY, "--timesteps", "128", "--out", str(out), "--resume", "--algo", "a2c"]
+    assert long_run.main(changed) == 2
+    assert "other settings (algo)" in capsys.readouterr().err
     assert (out / "curve.json").read_bytes() == before
     assert (
         long_run.main([*TINY, "--timesteps", "64", "--out", str(tmp_path / "new"), "--resume"]) == 2

@@ -111,14 +111,18 @@ class MaskableOutcomeLearner(MaskablePPO):
 
     def train(self) -> None:
         """Fit the played actions' logits to their outcomes, ``n_epochs`` passes over the
-        rollout. With ``gamma=0`` the rollout's returns are the rewards."""
+        rollout. The buffer's returns are replaced by the labels ``1[r > 0]`` before its
+        first pass (with ``gamma=0`` they equal the rewards up to float rounding)."""
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
+        buffer = self.rollout_buffer
+        if not buffer.generator_ready:
+            buffer.returns = (buffer.rewards > 0).astype(np.float32)
         losses, accuracies, right = [], [], []
         for _ in range(self.n_epochs):
-            for batch in self.rollout_buffer.get(self.batch_size):
+            for batch in buffer.get(self.batch_size):
                 actions = batch.actions.long().flatten()
-                labels = (batch.returns > 0).float()
+                labels = batch.returns
                 logits = self.action_logits(batch.observations)
                 played = logits.gather(1, actions[:, None]).squeeze(1)
                 loss = F.binary_cross_entropy_with_logits(played, labels)
