@@ -23,7 +23,6 @@ training state): only for files you trust.
 
 from __future__ import annotations
 
-import inspect
 import json
 import pickle
 import zipfile
@@ -389,15 +388,15 @@ def _build_sb3(
         )
     names = {f.name for f in fields(TrainConfig)}
     settings = {k: v for k, v in config.items() if k in names}
-    recorded = config.get("policy_kwargs") or {}
-    settings["policy_kwargs"] = {**_unrecorded_policy_defaults(config), **recorded, **cycles}
+    policy_kwargs = {**(config.get("policy_kwargs") or {}), **cycles}
+    settings["policy_kwargs"] = policy_kwargs
     try:
         train_config = TrainConfig(**{**settings, "device": device})
         env = DummyVecEnv(
             [lambda: _SpacesEnv(observation_space, action_space)] * train_config.resolved_n_envs
         )
         with torch.random.fork_rng(devices=[]):
-            return make_model(train_config, env)
+            return make_model(train_config, env, policy_kwargs=policy_kwargs)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{source}: cannot build the model it describes ({error})") from error
 
@@ -469,28 +468,6 @@ def load_policy_weights(policy: nn.Module, source: str | Path) -> Path:
     path = sb3_weights_file(directory, config)
     load_state_dict_checked(policy, safe_torch_load(path, _policy_member(config)), str(path))
     return path
-
-
-def _unrecorded_policy_defaults(config: dict[str, Any]) -> dict[str, Any]:
-    """The TRM policy's own defaults for the current recipe's keys that ``config`` lacks.
-
-    ``config.json`` holds the policy keyword arguments as resolved when the agent trained
-    (the recipe then, plus overrides), so a key the recipe gained later had the policy's
-    default then; building with today's recipe value would change the agent silently.
-    """
-    if config.get("policy") != "trm" or "env_id" not in config:
-        return {}
-    from trm_rl.agents.sb3.hyperparams import recipe
-    from trm_rl.agents.sb3.policy import POLICY_DEFAULTS, TRMPolicyMixin
-
-    recorded = config.get("policy_kwargs") or {}
-    signature = inspect.signature(TRMPolicyMixin.__init__).parameters
-    defaults = {
-        **{name: p.default for name, p in signature.items() if p.default is not p.empty},
-        **POLICY_DEFAULTS,
-    }
-    missing = set(recipe(config["env_id"]).trm) - set(recorded)
-    return {name: defaults[name] for name in missing if name in defaults}
 
 
 def _with_positions(config: dict[str, Any], state_dict: dict[str, Any]) -> dict[str, Any]:

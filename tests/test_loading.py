@@ -719,7 +719,7 @@ def test_shipped_sudoku9_policy_solves_naked_single_puzzles():
     assert result.success_rate == 1.0  # 100 of 100 such puzzles in its config.json
 
 
-def test_a_key_the_recipe_gained_later_takes_the_policys_default(maze_dir, monkeypatch):
+def test_a_key_the_trm_recipe_gained_later_takes_the_policys_default(maze_dir, monkeypatch):
     """config.json holds the policy kwargs resolved at training; a recipe key added since
     then (here ``learned_init``, which would add parameters) must not change the agent."""
     config = json.loads((maze_dir / "config.json").read_text())
@@ -730,3 +730,13 @@ def test_a_key_the_recipe_gained_later_takes_the_policys_default(maze_dir, monke
     assert hyperparams.recipe("TRM-Maze-v0").trm["learned_init"] is True
     agent = load_agent(maze_dir)
     assert agent.policy.trm_config.learned_init is False
+
+
+def test_a_key_the_mlp_recipe_gained_later_takes_sb3s_default(tmp_path, monkeypatch):
+    out = tmp_path / "mlp"
+    train_sb3(TrainConfig("CartPole-v1", algo="a2c", policy="mlp", timesteps=40, n_envs=1), out)
+    original = hyperparams.recipe("CartPole-v1")
+    grown = dataclasses.replace(original, mlp={"net_arch": [7]})
+    monkeypatch.setitem(hyperparams.RECIPES, "CartPole-v1", grown)
+    agent = load_agent(out)
+    assert [layer.out_features for layer in agent.policy.mlp_extractor.policy_net[::2]] == [64, 64]

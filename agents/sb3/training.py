@@ -273,9 +273,17 @@ def algorithm_class(algo: str) -> type[BaseAlgorithm]:
 
 
 def make_model(
-    config: TrainConfig, env: VecEnv | None = None, tensorboard: str | Path | None = None
+    config: TrainConfig,
+    env: VecEnv | None = None,
+    tensorboard: str | Path | None = None,
+    policy_kwargs: dict[str, Any] | None = None,
 ) -> BaseAlgorithm:
-    """An untrained SB3 model for ``config`` (``env`` defaults to :func:`make_env`)."""
+    """An untrained SB3 model for ``config`` (``env`` defaults to :func:`make_env`).
+
+    ``policy_kwargs``, when given, are the policy's keyword arguments as they are (a saved
+    agent's recorded ones), instead of ``config.resolved_policy_kwargs()``: a key today's
+    recipe has and the record lacks then takes the policy's own default.
+    """
     algo = config.resolved_algo
     if config.policy == "mlp":
         policy: Any = "MlpPolicy"
@@ -285,7 +293,7 @@ def make_model(
     return algorithm_class(algo)(
         policy,
         env if env is not None else make_env(config),
-        policy_kwargs=config.resolved_policy_kwargs(),
+        policy_kwargs=config.resolved_policy_kwargs() if policy_kwargs is None else policy_kwargs,
         seed=config.seed,
         device=config.device,
         tensorboard_log=None if tensorboard is None else str(tensorboard),
