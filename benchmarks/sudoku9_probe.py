@@ -12,8 +12,10 @@ every puzzle that singles solve.
 
 Positions: puzzles from ``TRM-Sudoku-9x9-v0`` (``--difficulty``) with ``max_blanks`` drawn
 from 1..81, so every stage of solving appears; held-out positions are the start positions
-of full puzzles from evaluation seeds. Reported every ``--eval-every`` steps: the fraction
-of held-out positions whose greedy (masked argmax) action is a single.
+of full puzzles from evaluation seeds. Reported before training and every ``--eval-every``
+steps: the fraction of held-out positions whose greedy (masked argmax) action is a single
+(and the scores of :func:`single_scores`); ``--steps 0`` scores the untrained network, e.g.
+the recipe's own head with ``--trm-kwargs``.
 
 With ``--agent DIR`` nothing is trained: the held-out scores of a trained agent's policy
 (how often its greedy action is a single, and the probability it puts on singles) show how
@@ -146,7 +148,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="score this trained 9x9 agent (a directory or pretrained:<name>) on the held-out "
         "positions instead of training a network",
     )
-    parser.add_argument("--steps", type=int, default=3000, help="gradient steps (3000)")
+    parser.add_argument(
+        "--steps", type=int, default=3000, help="gradient steps (3000; 0 scores the untrained net)"
+    )
     parser.add_argument("--batch", type=int, default=128, help="positions per step (128)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
     parser.add_argument("--eval-every", type=int, default=250, help="steps between evaluations")
@@ -155,7 +159,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="results JSON")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = parser.parse_args(argv)
-    for name in ("steps", "batch", "eval_every", "eval_positions"):
+    require_int("--steps", args.steps, 0)
+    for name in ("batch", "eval_every", "eval_positions"):
         require_int(f"--{name.replace('_', '-')}", getattr(args, name), 1)
     require_int("--seed", args.seed, 0)
     require_number("--lr", args.lr, 0.0, low_open=True)
@@ -247,6 +252,24 @@ def main(argv: list[str] | None = None) -> int:
         "curve": [],
     }
     start = time.process_time()
+
+    def add_point(step: int, loss: float | None) -> None:
+        point = {
+            "step": step,
+            "loss": loss,
+            **single_scores(policy, held_out),
+            "cpu_seconds": time.process_time() - start,
+        }
+        record["curve"].append(point)
+        atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
+        print(
+            f"step {step:5d}  held-out greedy single {point['greedy_single_rate']:.1%}  "
+            f"certainty in undecided cells {point['guess_certainty']:.3f}  "
+            f"({point['cpu_seconds']:.0f} CPU-s)",
+            flush=True,
+        )
+
+    add_point(0, None)
     for step in range(1, args.steps + 1):
         observations, masks, targets = positions(train_env, args.batch)
         log_probs = masked_log_probs(policy, observations, masks)
@@ -256,19 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         loss.backward()
         optimizer.step()
         if step % args.eval_every == 0 or step == args.steps:
-            point = {
-                "step": step,
-                "loss": loss.item(),
-                **single_scores(policy, held_out),
-                "cpu_seconds": time.process_time() - start,
-            }
-            record["curve"].append(point)
-            atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
-            print(
-                f"step {step:5d}  loss {point['loss']:.3f}  held-out greedy single "
-                f"{point['greedy_single_rate']:.1%}  ({point['cpu_seconds']:.0f} CPU-s)",
-                flush=True,
-            )
+            add_point(step, loss.item())
     return 0
 
 

@@ -73,7 +73,8 @@ def test_a_tiny_probe_writes_its_curve(tmp_path):
     argv = ["--steps", "2", "--eval-every", "1", "--batch", "4", "--eval-positions", "4"]
     assert sudoku9_probe.main([*argv, "--trm-kwargs", '{"hidden_dim": 8}', "--out", str(out)]) == 0
     record = json.loads(out.read_text())
-    assert [p["step"] for p in record["curve"]] == [1, 2]
+    assert [p["step"] for p in record["curve"]] == [0, 1, 2]
+    assert record["curve"][0]["loss"] is None
     assert 0.0 <= record["curve"][-1]["greedy_single_rate"] <= 1.0
     assert record["meta"]["trm"]["hidden_dim"] == 8
 
