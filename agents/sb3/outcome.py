@@ -11,6 +11,13 @@ middling probability while a forced one goes to 1, so the greedy action (the mas
 argmax) is the legal action most likely to be right, and sampling from the masked
 softmax of the logits weights each action by its odds ``p / (1 - p)``.
 
+With ``hindsight`` (a name in :data:`HINDSIGHT_RULES`), a finished episode may tell more:
+``"sudoku-solution"`` labels every legal placement at every position of a *solved* Sudoku
+episode right or wrong from its final grid (:func:`~trm_rl.envs.sudoku_hindsight.
+solved_episode_outcomes`), and those positions are fitted too (a per-position mean of the
+cross-entropy over the labelled actions, added to the played actions' loss). Episodes are
+followed across rollouts; a resumed run starts with none in flight.
+
 Everything else is sb3-contrib's ``MaskablePPO``: rollouts with action masks, saving and
 loading, callbacks and logging. The policy needs one logit per action: SB3's
 ``MlpPolicy`` or :class:`~trm_rl.agents.sb3.policy.MaskableTRMPolicy` with the joint head
@@ -18,11 +25,14 @@ loading, callbacks and logging. The policy needs one logit per action: SB3's
 
 Logged each update: ``train/outcome_loss`` (the cross-entropy), ``train/right_rate``
 (the fraction of played actions that were right) and ``train/outcome_accuracy`` (how often
-``sigmoid(l) > 1/2`` agrees with the label).
+``sigmoid(l) > 1/2`` agrees with the label); with ``hindsight`` also
+``train/hindsight_positions`` (positions labelled in the rollout) and
+``train/hindsight_loss``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,6 +43,15 @@ from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from torch import Tensor
 from torch.nn import functional as F
+
+from trm_rl.envs.sudoku_hindsight import solved_episode_outcomes
+
+HINDSIGHT_RULES: dict[str, Callable[..., np.ndarray | None]] = {
+    "sudoku-solution": solved_episode_outcomes
+}
+"""``hindsight`` names: ``rule(observations [T, ...], actions [T], rewards [T], masks [T, A])
+-> labels [T, A]`` (1 right, 0 wrong, NaN unknown) for one finished episode, or ``None``
+when it teaches nothing beyond its played actions."""
 
 
 class MaskableOutcomeLearner(MaskablePPO):
@@ -47,6 +66,7 @@ class MaskableOutcomeLearner(MaskablePPO):
         batch_size: played actions per gradient step.
         n_epochs: passes over each rollout.
         max_grad_norm: gradient-norm clip.
+        hindsight: a name in :data:`HINDSIGHT_RULES`, or ``None`` (played actions only).
         stats_window_size, tensorboard_log, policy_kwargs, verbose, seed, device: as
             ``MaskablePPO``'s.
     """
@@ -60,6 +80,7 @@ class MaskableOutcomeLearner(MaskablePPO):
         batch_size: int = 128,
         n_epochs: int = 2,
         max_grad_norm: float = 0.5,
+        hindsight: str | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -68,6 +89,12 @@ class MaskableOutcomeLearner(MaskablePPO):
         device: torch.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
+        if hindsight is not None and hindsight not in HINDSIGHT_RULES:
+            raise ValueError(
+                f"hindsight must be one of {sorted(HINDSIGHT_RULES)} or None, got {hindsight!r}"
+            )
+        self.hindsight = hindsight
+        self._episodes_in_flight: list[list[tuple[Any, ...]]] = []
         super().__init__(
             policy,
             env,
@@ -103,11 +130,71 @@ class MaskableOutcomeLearner(MaskablePPO):
                 '(and token_selection="learned")'
             )
 
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_episodes_in_flight"]
+
+    def hindsight_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The positions of the episodes that ended in this rollout, labelled by the
+        ``hindsight`` rule: observations ``[N, ...]`` and labels ``[N, n_actions]`` (NaN
+        unknown). Steps of episodes still running are kept for the next rollout."""
+        buffer = self.rollout_buffer
+        n_steps, n_envs = buffer.rewards.shape
+        if len(self._episodes_in_flight) != n_envs:
+            self._episodes_in_flight = [[] for _ in range(n_envs)]
+        rule = HINDSIGHT_RULES[self.hindsight]
+        observations, labels = [], []
+        for env in range(n_envs):
+            steps = self._episodes_in_flight[env]
+            for t in range(n_steps):
+                if buffer.episode_starts[t, env]:
+                    steps.clear()
+                steps.append(
+                    (
+                        buffer.observations[t, env],
+                        int(buffer.actions[t, env, 0]),
+                        float(buffer.rewards[t, env]),
+                        buffer.action_masks[t, env].astype(bool),
+                    )
+                )
+                ends = (
+                    buffer.episode_starts[t + 1, env]
+                    if t + 1 < n_steps
+                    else self._last_episode_starts[env]
+                )
+                if ends:
+                    obs, actions, rewards, masks = (np.stack(x) for x in zip(*steps, strict=True))
+                    rows = rule(obs, actions, rewards, masks)
+                    if rows is not None:
+                        observations.append(obs)
+                        labels.append(rows)
+                    steps.clear()
+        if not observations:
+            shape = buffer.observations.shape[2:]
+            return np.zeros((0, *shape), np.float32), np.zeros((0, self.action_space.n))
+        return np.concatenate(observations), np.concatenate(labels)
+
     def action_logits(self, observations: Tensor) -> Tensor:
         """The policy's raw action logits ``[B, n_actions]`` (the outcome log-odds)."""
         features = self.policy.extract_features(observations, self.policy.pi_features_extractor)
         latent_pi = self.policy.mlp_extractor.forward_actor(features)
         return self.policy.action_net(latent_pi)
+
+    def _hindsight_batches(self, observations: Tensor | None, n_batches: int) -> list[Tensor]:
+        """Index batches that spread a shuffled pass over the hindsight positions across the
+        rollout's ``n_batches`` minibatches (empty ones without positions)."""
+        n = 0 if observations is None else len(observations)
+        return list(torch.randperm(n, device=self.device).tensor_split(n_batches))
+
+    def _labelled_loss(self, observations: Tensor, labels: Tensor) -> Tensor:
+        """Mean over positions of the cross-entropy averaged over each position's labelled
+        actions (``labels`` NaN where unknown)."""
+        known = ~labels.isnan()
+        logits = self.action_logits(observations)
+        entries = F.binary_cross_entropy_with_logits(
+            logits, labels.nan_to_num(0.0), reduction="none"
+        )
+        per_position = (entries * known).sum(1) / known.sum(1).clamp_min(1)
+        return per_position.mean()
 
     def train(self) -> None:
         """Fit the played actions' logits to their outcomes, ``n_epochs`` passes over the
@@ -116,16 +203,30 @@ class MaskableOutcomeLearner(MaskablePPO):
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         buffer = self.rollout_buffer
+        hindsight_obs, hindsight_labels = None, None
         if not buffer.generator_ready:
+            if self.hindsight is not None:
+                hindsight_obs, hindsight_labels = (
+                    torch.as_tensor(array, dtype=torch.float32, device=self.device)
+                    for array in self.hindsight_rows()
+                )
             buffer.returns = (buffer.rewards > 0).astype(np.float32)
-        losses, accuracies, right = [], [], []
+        losses, accuracies, right, hindsight_losses = [], [], [], []
         for _ in range(self.n_epochs):
-            for batch in buffer.get(self.batch_size):
+            batches = list(buffer.get(self.batch_size))
+            extra = self._hindsight_batches(hindsight_obs, len(batches))
+            for batch, rows in zip(batches, extra, strict=True):
                 actions = batch.actions.long().flatten()
                 labels = batch.returns
                 logits = self.action_logits(batch.observations)
                 played = logits.gather(1, actions[:, None]).squeeze(1)
                 loss = F.binary_cross_entropy_with_logits(played, labels)
+                if len(rows):
+                    hindsight_loss = self._labelled_loss(
+                        hindsight_obs[rows], hindsight_labels[rows]
+                    )
+                    hindsight_losses.append(hindsight_loss.item())
+                    loss = loss + hindsight_loss
                 self.policy.optimizer.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
@@ -137,4 +238,8 @@ class MaskableOutcomeLearner(MaskablePPO):
         self.logger.record("train/outcome_loss", float(np.mean(losses)))
         self.logger.record("train/outcome_accuracy", float(np.mean(accuracies)))
         self.logger.record("train/right_rate", float(np.mean(right)))
+        if hindsight_obs is not None:
+            self.logger.record("train/hindsight_positions", len(hindsight_obs))
+            if hindsight_losses:
+                self.logger.record("train/hindsight_loss", float(np.mean(hindsight_losses)))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
