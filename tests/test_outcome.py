@@ -12,6 +12,9 @@ from trm_rl.agents.evaluation import evaluate
 from trm_rl.agents.sb3.outcome import MaskableOutcomeLearner
 from trm_rl.agents.sb3.training import TrainConfig, make_model, train
 from trm_rl.cli import main
+from trm_rl.envs.sudoku9 import Sudoku9Env
+from trm_rl.envs.sudoku9_puzzles import solve
+from trm_rl.envs.sudoku_hindsight import solved_episode_outcomes
 
 TINY = {"hidden_dim": 8, "h_cycles": 1}
 
@@ -85,3 +88,54 @@ def test_learns_4x4_sudoku():
     untrained = evaluate(make_model(config), "TRM-Sudoku-v0", episodes=100)
     trained = evaluate(train(config), "TRM-Sudoku-v0", episodes=100)
     assert trained.success_rate >= 0.8 > untrained.success_rate, (untrained, trained)
+
+
+def played_episode(observation: str, wrong_at: int | None = None):
+    """A 9x9 episode playing the solution (a wrong legal digit at step ``wrong_at``): its
+    observations, actions, rewards, masks and the solution."""
+    env = Sudoku9Env("hidden", observation=observation)
+    obs, info = env.reset(seed=3)
+    solution = solve(env.unwrapped.puzzle).ravel()
+    record = []
+    for step, cell in enumerate(np.flatnonzero(env.unwrapped.puzzle.ravel() == 0)):
+        legal = info["action_mask"]
+        action = 9 * int(cell) + int(solution[cell]) - 1
+        if step == wrong_at:
+            action = next(a for a in np.flatnonzero(legal) if a % 9 + 1 != solution[a // 9])
+        next_obs, reward, terminated, _, info_next = env.step(action)
+        record.append((obs, action, reward, legal))
+        obs, info = next_obs, info_next
+        if terminated:
+            break
+    return (*(np.stack(x) for x in zip(*record, strict=True)), solution)
+
+
+@pytest.mark.parametrize("observation", ["digits", "candidates"])
+def test_a_solved_episode_labels_every_legal_placement(observation):
+    observations, actions, rewards, masks, solution = played_episode(observation)
+    labels = solved_episode_outcomes(observations, actions, rewards, masks)
+    np.testing.assert_array_equal(np.isnan(labels), ~masks)
+    right = np.arange(729) % 9 + 1 == solution.repeat(9)
+    np.testing.assert_array_equal(labels[masks], np.broadcast_to(right, masks.shape)[masks])
+    assert (labels[np.arange(len(actions)), actions] == 1).all()
+
+
+def test_a_failed_episode_teaches_only_its_played_placements():
+    observations, actions, rewards, masks, _ = played_episode("digits", wrong_at=2)
+    assert rewards[-1] == 0 and len(actions) == 3
+    assert solved_episode_outcomes(observations, actions, rewards, masks) is None
+
+
+def test_hindsight_labels_one_right_digit_per_blank_across_rollouts(monkeypatch):
+    model = make_model(sudoku_config(algo_kwargs={"n_steps": 8, "hindsight": "sudoku-solution"}))
+    seen = []
+    fit = model._labelled_loss
+    monkeypatch.setattr(model, "_labelled_loss", lambda o, y: seen.append(y) or fit(o, y))
+    model.learn(64)
+    labels = torch.cat(seen).reshape(-1, 16, 4)
+    known = ~labels.isnan()
+    assert len(labels) > 0 and known.any()
+    blanks = known.any(-1)
+    assert ((labels.nan_to_num(0) == 1).sum(-1)[blanks] == 1).all()
+    with pytest.raises(ValueError, match="hindsight must be one of"):
+        make_model(sudoku_config(algo_kwargs={"hindsight": "maze"}))
