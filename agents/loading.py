@@ -34,6 +34,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
+from sb3_contrib import MaskablePPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.utils import is_vectorized_observation
 from stable_baselines3.common.vec_env import DummyVecEnv
@@ -271,7 +272,8 @@ class SB3Agent:
         model: the SB3 algorithm (``PPO``, ``A2C`` or ``MaskablePPO``).
         config: the agent directory's ``config.json`` as a dict (empty if built in memory).
         observation_space, action_space: the model's spaces.
-        masked: whether the model is a ``MaskablePPO`` (its ``predict`` needs masks).
+        masked: whether the model is a ``MaskablePPO`` or a subclass (its ``predict``
+            needs masks).
     """
 
     def __init__(self, model: BaseAlgorithm, config: dict[str, Any] | None = None) -> None:
@@ -279,7 +281,7 @@ class SB3Agent:
         self.config = dict(config or {})
         self.observation_space = model.observation_space
         self.action_space = model.action_space
-        self.masked = type(model).__name__ == "MaskablePPO"
+        self.masked = isinstance(model, MaskablePPO)
 
     @property
     def policy(self) -> nn.Module:

@@ -69,13 +69,21 @@ def test_save_load_round_trip_and_cli(tmp_path):
     out = tmp_path / "run"
     model = train(sudoku_config(timesteps=128), out)
     agent = load_agent(out)
-    assert agent.config["algo"] == "maskable-outcome"
+    assert agent.config["algo"] == "maskable-outcome" and agent.masked
+    with pytest.raises(ValueError, match="needs action_masks"):
+        agent.predict(np.zeros(16, np.int64))
+    played = evaluate(agent, "TRM-Sudoku-v0", episodes=8)
+    assert played.mean_return > 0 and played.mean_length <= 12  # legal placements only
     env = gym.make("TRM-Sudoku-v0")
-    observations = np.stack([env.reset(seed=seed)[0] for seed in range(4)])
+    starts = [env.reset(seed=seed) for seed in range(4)]
+    observations = np.stack([obs for obs, _ in starts])
+    masks = np.stack([info["action_mask"] for _, info in starts])
     with torch.no_grad():
         logits = model.action_logits(torch.as_tensor(observations))
-    actions, _ = agent.predict(observations, deterministic=True)
-    np.testing.assert_array_equal(actions, logits.argmax(1).numpy())
+    actions, _ = agent.predict(observations, deterministic=True, action_masks=masks)
+    np.testing.assert_array_equal(
+        actions, logits.masked_fill(~torch.as_tensor(masks), -1e9).argmax(1)
+    )
     argv = ["train", "--env", "TRM-Sudoku-v0", "--algo", "maskable-outcome", "--n-envs", "2"]
     argv += ["--timesteps", "256", "--hidden-dim", "8", "--no-progress", "--out"]
     assert main([*argv, str(tmp_path / "cli")]) == 0
