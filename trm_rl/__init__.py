@@ -23,6 +23,7 @@ _LAZY = {
     "RecursiveCore": "trm_rl.core",
     "TRMPolicy": "trm_rl.agents.sb3.policy",
     "MaskableTRMPolicy": "trm_rl.agents.sb3.policy",
+    "MaskableOutcomeLearner": "trm_rl.agents.sb3.outcome",
     "load_agent": "trm_rl.agents.loading",
 }
 
@@ -36,6 +37,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Carry",
     "CoreOutput",
+    "MaskableOutcomeLearner",
     "MaskableTRMPolicy",
     "RecursiveCore",
     "TRMConfig",
