@@ -71,8 +71,8 @@ def singles(mask: np.ndarray) -> np.ndarray:
 
 
 PROBE_HEAD = {"factored_actions": False, "token_selection": "learned", "confidence_power": 1.0}
-"""The probe's action head: one logit per (cell, digit), every probability trained (the
-recipe's confidence selection trains only the digits)."""
+"""The probe's action head: one logit per (cell, digit), every probability trained (pinned,
+whatever the recipe's head; a confidence-selection head trains only the digits)."""
 
 
 def positions(env: Sudoku9Env, n: int, seeds: list[int] | None = None) -> tuple[np.ndarray, ...]:
@@ -226,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     args.observation = args.observation or "digits"
     config = TrainConfig(
         ENV_ID,
+        algo="maskable-ppo",
         seed=args.seed,
         n_envs=1,
         env_kwargs={"difficulty": args.difficulty, "observation": args.observation},

@@ -85,6 +85,7 @@ def candidates_agent(tmp_path_factory):
     out = tmp_path_factory.mktemp("agents") / "sudoku9"
     config = TrainConfig(
         "TRM-Sudoku-9x9-v0",
+        algo="maskable-ppo",
         timesteps=32,
         n_envs=1,
         env_kwargs={"observation": "candidates"},
