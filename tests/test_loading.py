@@ -717,9 +717,9 @@ def test_shipped_sudoku9_policy_solves_naked_and_some_hidden_single_puzzles():
     assert agent.config["algo"] == "maskable-outcome" and agent.masked
     naked = {"difficulty": "naked", "max_blanks": None, "observation": "candidates"}
     result = evaluate(agent, "TRM-Sudoku-9x9-v0", 5, 0, naked)
-    assert result.success_rate == 1.0  # 100 of 100 such puzzles in its config.json
+    assert result.success_rate == 1.0  # 99 of 100 such puzzles in its config.json
     hidden = evaluate(agent, "TRM-Sudoku-9x9-v0", 20, 0, {**naked, "difficulty": "hidden"})
-    assert hidden.success_rate >= 0.15, hidden  # 35 of 100 in RESULTS section 11
+    assert hidden.success_rate >= 0.2, hidden  # 45 of 100 in RESULTS section 11
 
 
 def test_a_key_the_trm_recipe_gained_later_takes_the_policys_default(maze_dir, monkeypatch):
