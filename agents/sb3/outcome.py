@@ -23,9 +23,10 @@ loading, callbacks and logging. The policy needs one logit per action: SB3's
 ``MlpPolicy`` or :class:`~trm_rl.agents.sb3.policy.MaskableTRMPolicy` with the joint head
 (``factored_actions=False``), not the factored head, whose logits are normalised per token.
 
-Logged each update: ``train/outcome_loss`` (the cross-entropy), ``train/right_rate``
-(the fraction of played actions that were right) and ``train/outcome_accuracy`` (how often
-``sigmoid(l) > 1/2`` agrees with the label); with ``hindsight`` also
+Logged each update: ``train/outcome_loss`` (the played actions' cross-entropy),
+``train/right_rate`` (the fraction of played actions that were right) and
+``train/outcome_accuracy`` (how often ``sigmoid(l) > 1/2`` agrees with the label); with
+``hindsight`` also
 ``train/hindsight_positions`` (positions labelled in the rollout) and
 ``train/hindsight_loss``.
 """
@@ -221,6 +222,7 @@ class MaskableOutcomeLearner(MaskablePPO):
                 logits = self.action_logits(batch.observations)
                 played = logits.gather(1, actions[:, None]).squeeze(1)
                 loss = F.binary_cross_entropy_with_logits(played, labels)
+                losses.append(loss.item())
                 if len(rows):
                     hindsight_loss = self._labelled_loss(
                         hindsight_obs[rows], hindsight_labels[rows]
@@ -231,7 +233,6 @@ class MaskableOutcomeLearner(MaskablePPO):
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
                 self.policy.optimizer.step()
-                losses.append(loss.item())
                 accuracies.append(((played > 0).float() == labels).float().mean().item())
                 right.append(labels.mean().item())
         self._n_updates += self.n_epochs
