@@ -445,7 +445,14 @@ def _policy_member(config: dict[str, Any]) -> str | None:
     return None if "weights" in config else SB3_POLICY_MEMBER
 
 
-def load_policy_weights(policy: nn.Module, source: str | Path) -> Path:
+FREE_ON_INIT = ("h_cycles", "l_cycles")
+"""Policy settings a run may change from those of the agent it starts from (the cycle
+counts reuse the same shared weights); every other recorded setting must match."""
+
+
+def load_policy_weights(
+    policy: nn.Module, source: str | Path, policy_kwargs: dict[str, Any] | None = None
+) -> Path:
     """Load the policy weights of the trained SB3 agent ``source`` (an agent directory or
     ``"pretrained:<name>"``) into ``policy``, weights-only; returns the weights file.
 
@@ -454,10 +461,19 @@ def load_policy_weights(policy: nn.Module, source: str | Path) -> Path:
     positions) do not tie. A position-free grid policy fits every grid size, so a run can
     start from a policy trained on smaller mazes.
 
+    Args:
+        policy: the network to fill.
+        source: the agent whose weights to read.
+        policy_kwargs: ``policy``'s keyword arguments; when given, each key that both they
+            and the agent's recorded ``policy_kwargs`` hold must have the same value
+            (except :data:`FREE_ON_INIT`), since weights of equal shapes can still mean
+            another head (e.g. ``factored_actions``).
+
     Raises:
         FileNotFoundError: no ``config.json`` or weights at ``source``.
-        ValueError: ``source`` is not a PPO/A2C/MaskablePPO agent, or its parameters do
-            not fit ``policy`` (one line naming each).
+        ValueError: ``source`` is not a PPO/A2C/MaskablePPO agent, its recorded policy
+            settings differ from ``policy_kwargs``, or its parameters do not fit ``policy``
+            (one line naming each).
     """
     directory = resolve_source(source)
     config = read_config(directory)
@@ -467,6 +483,18 @@ def load_policy_weights(policy: nn.Module, source: str | Path) -> Path:
             f"{directory} holds a {kind} agent; starting weights must come from a PPO, A2C "
             "or MaskablePPO agent"
         )
+    if policy_kwargs is not None:
+        recorded = config.get("policy_kwargs") or {}
+        differ = [
+            f"{name}={recorded[name]!r} (the run has {policy_kwargs[name]!r})"
+            for name in sorted(recorded.keys() & policy_kwargs.keys())
+            if name not in FREE_ON_INIT and recorded[name] != policy_kwargs[name]
+        ]
+        if differ:
+            raise ValueError(
+                f"{directory} was trained with other policy settings: {', '.join(differ)}; "
+                "starting weights must come from the same network"
+            )
     path = sb3_weights_file(directory, config)
     load_state_dict_checked(policy, safe_torch_load(path, _policy_member(config)), str(path))
     return path

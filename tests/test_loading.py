@@ -659,14 +659,14 @@ def test_a_run_starts_from_a_smaller_mazes_policy(free_maze_dir):
     assert not all(torch.equal(fresh.weights[name], saved[name]) for name in saved)
 
 
-WIDER = {"policy_kwargs": {**TINY_POLICY, "hidden_dim": 16}}
+WIDER = {"policy_kwargs": {**TINY_POLICY, "positions": "none", "hidden_dim": 16}}
 
 
 @pytest.mark.parametrize(
     ("source", "overrides", "error", "match"),
     [
-        ("maze_dir", {}, ValueError, "unexpected .*tokenizer.position"),
-        ("free_maze_dir", WIDER, ValueError, "shape"),
+        ("maze_dir", {}, ValueError, "positions='learned' .the run has 'none'."),
+        ("free_maze_dir", WIDER, ValueError, "hidden_dim=8 .the run has 16."),
         ("reinforce_dir", {}, ValueError, "reinforce agent"),
         ("missing", {}, FileNotFoundError, "config.json"),
     ],
@@ -677,6 +677,25 @@ def test_starting_weights_that_do_not_fit_are_refused(
     path = tmp_path / "nothing" if source == "missing" else request.getfixturevalue(source)
     with pytest.raises(error, match=match):
         train_sb3(larger_maze_run(init_from=str(path), **overrides))
+
+
+def test_starting_weights_of_a_config_without_the_setting_are_checked_by_shape(maze_dir, tmp_path):
+    unrecorded = tmp_path / "unrecorded"
+    shutil.copytree(maze_dir, unrecorded)
+    config = json.loads((unrecorded / "config.json").read_text())
+    del config["policy_kwargs"]["positions"]
+    (unrecorded / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"unexpected .*tokenizer\.position"):
+        train_sb3(larger_maze_run(init_from=str(unrecorded)))
+
+
+def test_a_run_may_start_from_an_agent_trained_with_other_cycle_counts(free_maze_dir):
+    saved = safe_torch_load(free_maze_dir / "model.zip", "policy.pth")
+    deeper = {**TINY_POLICY, "positions": "none", "h_cycles": 3, "l_cycles": 2}
+    started = StartingWeights()
+    run = larger_maze_run(init_from=str(free_maze_dir), policy_kwargs=deeper)
+    train_sb3(run, callbacks=[started])
+    assert all(torch.equal(started.weights[name], saved[name]) for name in saved)
 
 
 def test_init_from_must_name_an_agent():

@@ -663,7 +663,8 @@ def train(
         tensorboard = out / "tb"
     model = make_model(config, env, tensorboard)
     if config.init_from is not None and not resume:
-        load_policy_weights(model.policy, config.init_from)
+        recorded_kwargs = json.loads(json.dumps(run_settings(config)["policy_kwargs"]))
+        load_policy_weights(model.policy, config.init_from, recorded_kwargs)
     done = 0
     if resume:
         done = load_checkpoint(model, out / "model.zip")
