@@ -10,6 +10,7 @@ from torch.nn import functional as F
 from trm_rl import load_agent
 from trm_rl.agents.evaluation import evaluate
 from trm_rl.agents.sb3.outcome import MaskableOutcomeLearner
+from trm_rl.agents.sb3.policy import MaskableTRMPolicy
 from trm_rl.agents.sb3.training import TrainConfig, make_model, train
 from trm_rl.cli import main
 from trm_rl.envs.sudoku9 import Sudoku9Env
@@ -40,10 +41,22 @@ def buffer_loss(model: MaskableOutcomeLearner) -> float:
     return F.binary_cross_entropy_with_logits(played, batch.returns).item()
 
 
-def test_factored_head_is_refused():
-    config = sudoku_config(policy_kwargs={**TINY, "factored_actions": True})
+def test_factored_head_is_refused_by_the_config_and_the_learner():
+    factored = {**TINY, "factored_actions": True}
     with pytest.raises(ValueError, match="one logit per action"):
-        make_model(config)
+        sudoku_config(policy_kwargs=factored)
+    env = gym.make("TRM-Sudoku-v0")
+    with pytest.raises(ValueError, match="one logit per action"):
+        MaskableOutcomeLearner(MaskableTRMPolicy, env, policy_kwargs=factored)
+
+
+@pytest.mark.parametrize("hindsight", ["maze", 1, ["sudoku-solution"]])
+def test_unknown_hindsight_is_refused_by_the_config_and_the_learner(hindsight):
+    with pytest.raises(ValueError, match=r"hindsight must be one of \['sudoku-solution'\] or None"):
+        sudoku_config(algo_kwargs={"hindsight": hindsight})
+    env = gym.make("TRM-Sudoku-v0")
+    with pytest.raises(ValueError, match="hindsight must be one of"):
+        MaskableOutcomeLearner(MaskableTRMPolicy, env, hindsight=hindsight)
 
 
 def test_ppo_only_arguments_are_refused():
@@ -145,5 +158,3 @@ def test_hindsight_labels_one_right_digit_per_blank_across_rollouts(monkeypatch)
     assert len(labels) > 0 and known.any()
     blanks = known.any(-1)
     assert ((labels.nan_to_num(0) == 1).sum(-1)[blanks] == 1).all()
-    with pytest.raises(ValueError, match="hindsight must be one of"):
-        make_model(sudoku_config(algo_kwargs={"hindsight": "maze"}))

@@ -54,6 +54,24 @@ HINDSIGHT_RULES: dict[str, Callable[..., np.ndarray | None]] = {
 -> labels [T, A]`` (1 right, 0 wrong, NaN unknown) for one finished episode, or ``None``
 when it teaches nothing beyond its played actions."""
 
+JOINT_HEAD_NEEDED = (
+    "MaskableOutcomeLearner needs one logit per action; the factored head normalises them "
+    'per token: pass policy_kwargs factored_actions=False (and token_selection="learned")'
+)
+
+
+def check_outcome_settings(hindsight: Any, policy_kwargs: dict[str, Any]) -> None:
+    """Raise ``ValueError`` if ``hindsight`` is neither ``None`` nor a name in
+    :data:`HINDSIGHT_RULES`, or ``policy_kwargs`` ask for the factored action head."""
+    if hindsight is not None and (
+        not isinstance(hindsight, str) or hindsight not in HINDSIGHT_RULES
+    ):
+        raise ValueError(
+            f"hindsight must be one of {sorted(HINDSIGHT_RULES)} or None, got {hindsight!r}"
+        )
+    if policy_kwargs.get("factored_actions"):
+        raise ValueError(JOINT_HEAD_NEEDED)
+
 
 class MaskableOutcomeLearner(MaskablePPO):
     """Train a masked policy's action logits as the log-odds that each action is right.
@@ -90,10 +108,7 @@ class MaskableOutcomeLearner(MaskablePPO):
         device: torch.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        if hindsight is not None and hindsight not in HINDSIGHT_RULES:
-            raise ValueError(
-                f"hindsight must be one of {sorted(HINDSIGHT_RULES)} or None, got {hindsight!r}"
-            )
+        check_outcome_settings(hindsight, policy_kwargs or {})
         self.hindsight = hindsight
         self._episodes_in_flight: list[list[tuple[Any, ...]]] = []
         super().__init__(
@@ -125,11 +140,7 @@ class MaskableOutcomeLearner(MaskablePPO):
                 f"MaskableOutcomeLearner needs a Discrete action space, got {self.action_space}"
             )
         if getattr(self.policy, "factored_actions", False):
-            raise ValueError(
-                "MaskableOutcomeLearner needs one logit per action; the factored head "
-                "normalises them per token: pass policy_kwargs factored_actions=False "
-                '(and token_selection="learned")'
-            )
+            raise ValueError(JOINT_HEAD_NEEDED)
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_episodes_in_flight"]

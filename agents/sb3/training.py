@@ -50,6 +50,7 @@ from trm_rl.agents.sb3.callbacks import (
     TRMDiagnosticsCallback,
 )
 from trm_rl.agents.sb3.hyperparams import ALGOS, MASKABLE_ALGOS, recipe
+from trm_rl.agents.sb3.outcome import MaskableOutcomeLearner, check_outcome_settings
 from trm_rl.agents.sb3.policy import MaskableTRMPolicy, TRMPolicy
 from trm_rl.atomic import atomic_path, atomic_write_text
 from trm_rl.config import require_bool, require_int, require_number
@@ -132,6 +133,8 @@ class TrainConfig:
                 raise TypeError(f"{name} must be a dict, got {type(getattr(self, name)).__name__}")
         algo_kwargs = self.resolved_algo_kwargs()
         check_algo_kwargs(self.resolved_algo, algo_kwargs)
+        if self.resolved_algo == "maskable-outcome":
+            check_outcome_settings(algo_kwargs.get("hindsight"), self.resolved_policy_kwargs())
         with_schedules(algo_kwargs)
         self._check_random_h_cycles()
         if self.init_from is not None:
@@ -266,8 +269,6 @@ def algorithm_class(algo: str) -> type[BaseAlgorithm]:
 
         return MaskablePPO
     if algo == "maskable-outcome":
-        from trm_rl.agents.sb3.outcome import MaskableOutcomeLearner
-
         return MaskableOutcomeLearner
     return {"ppo": PPO, "a2c": A2C}[algo]
 
