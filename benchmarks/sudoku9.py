@@ -1,0 +1,254 @@
+"""The 9x9 Sudoku benchmark: does thinking longer buy harder puzzles? TRM policies with
+K = 1, 2, 3 and 6 outer cycles (the same weights, applied K times) and the parameter-matched
+MLP, each trained by the recipe of ``TRM-Sudoku-9x9-v0``, reported per difficulty bucket.
+
+::
+
+    python -m trm_rl.benchmarks.sudoku9 train --agent trm-k2 --seed 0 --timesteps 1000000
+    python -m trm_rl.benchmarks.sudoku9 train --agent trm-k2 --seed 0 --timesteps 2000000 --resume
+    python -m trm_rl.benchmarks.sudoku9 report
+
+``train`` is one :mod:`~trm_rl.benchmarks.long_run` run with the benchmark's pinned settings
+(:func:`long_run_argv`): ``algo="maskable-outcome"`` with ``hindsight="sudoku-solution"`` on
+hidden-single puzzles with a curriculum over blanks (``max_blanks`` drawn from 1..81), one
+logit per (cell, digit), a held-out point every 50k env steps on 100 full naked and 100 full
+hidden puzzles, and the best checkpoint on the hidden bucket kept. It writes
+``ROOT/outcome-hindsight-<k1|k2|k3|k6|mlp>-hidden-seed<S>`` (``ROOT`` defaults to
+``benchmarks/results/sudoku9`` beside this file); a later sitting continues it with
+``--resume`` and a larger ``--timesteps``.
+
+``report`` reads every such run under ``ROOT``: at its best point (curve.json's ``best``) the
+naked and hidden success of the curve, and the hard bucket (full puzzles that singles do not
+solve) evaluated on ``--hard-episodes`` puzzles at the agent's own K (cached in
+``RUN/evals/best-<steps>.json``, so a report evaluates only new checkpoints). Each figure
+comes with its 95% Wilson interval over the episodes; an agent with several seeds also gets
+the mean over seeds with its 95% bootstrap interval. The table is printed and written to
+``ROOT/report.md`` and ``ROOT/report.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+from scipy.stats import binomtest
+
+from trm_rl.agents.evaluation import evaluate
+from trm_rl.agents.loading import load_agent
+from trm_rl.agents.network import parameter_count
+from trm_rl.atomic import atomic_write_text
+from trm_rl.benchmarks import long_run
+from trm_rl.benchmarks.stats import summarize
+from trm_rl.config import require_int
+
+ENV_ID = "TRM-Sudoku-9x9-v0"
+ROOT = Path(__file__).resolve().parent / "results" / "sudoku9"
+"""Where runs and the report go by default."""
+OBSERVATION = "candidates"
+TRAINING_ENV = {"difficulty": "hidden", "max_blanks": [1, 81], "observation": OBSERVATION}
+BUCKETS = {
+    "naked": {"difficulty": "naked", "observation": OBSERVATION},
+    "hidden": {"difficulty": "hidden", "observation": OBSERVATION},
+    "hard": {"difficulty": "hard", "max_blanks": None, "observation": OBSERVATION},
+}
+"""Held-out difficulty buckets: full puzzles that naked singles solve, that need hidden
+singles, and that singles do not solve."""
+CURVE_BUCKETS = ("naked", "hidden")
+"""The buckets evaluated along the learning curve; ``hard`` only at the best checkpoint."""
+JOINT_HEAD = {"factored_actions": False, "token_selection": "learned", "confidence_power": 1.0}
+AGENTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "trm-k1": ("trm", {**JOINT_HEAD, "h_cycles": 1}),
+    "trm-k2": ("trm", JOINT_HEAD),
+    "trm-k3": ("trm", {**JOINT_HEAD, "h_cycles": 3}),
+    "trm-k6": ("trm", {**JOINT_HEAD, "h_cycles": 6}),
+    "mlp": ("mlp", {"net_arch": {"pi": [10, 10], "vf": [10, 10]}}),
+}
+"""Agent -> (policy, policy overrides of the recipe). ``trm-k2`` is the recipe's own K; the
+MLP's two hidden layers of 10 make its parameter count close to the TRM's."""
+SEGMENT = 50_000
+EVAL_EPISODES = 100
+RUN_NAME = re.compile(r"outcome-hindsight-(k\d+|mlp)-hidden-seed(\d+)")
+
+
+def run_dir(root: Path, agent: str, seed: int) -> Path:
+    """The directory of ``agent``'s run with ``seed`` under ``root``."""
+    return root / f"outcome-hindsight-{agent.removeprefix('trm-')}-hidden-seed{seed}"
+
+
+def long_run_argv(
+    agent: str, seed: int, timesteps: int, root: Path, resume: bool = False
+) -> list[str]:
+    """The :mod:`~trm_rl.benchmarks.long_run` arguments of one benchmark run."""
+    policy, overrides = AGENTS[agent]
+    evals = [
+        flag for name in CURVE_BUCKETS for flag in ("--eval", f"{name}={json.dumps(BUCKETS[name])}")
+    ]
+    return [
+        "--env", ENV_ID, "--algo", "maskable-outcome", "--policy", policy,
+        "--env-kwargs", json.dumps(TRAINING_ENV), "--trm-kwargs", json.dumps(overrides),
+        "--algo-kwargs", json.dumps({"hindsight": "sudoku-solution"}),
+        *evals, "--eval-episodes", str(EVAL_EPISODES), "--eval-at-start",
+        "--keep-best", "hidden", "--segment", str(SEGMENT),
+        "--timesteps", str(timesteps), "--seed", str(seed),
+        "--out", str(run_dir(root, agent, seed)), *(["--resume"] if resume else []),
+    ]  # fmt: skip
+
+
+def wilson(successes: int, episodes: int) -> tuple[float, float]:
+    """The 95% Wilson interval of a success rate."""
+    interval = binomtest(successes, episodes).proportion_ci(0.95, method="wilson")
+    return float(interval.low), float(interval.high)
+
+
+def bucket_figure(result: dict[str, Any]) -> dict[str, Any]:
+    """A held-out result as ``{"success", "episodes", "low", "high"}``."""
+    episodes = result["episodes"]
+    successes = round(result["success_rate"] * episodes)
+    low, high = wilson(successes, episodes)
+    return {"success": successes / episodes, "episodes": episodes, "low": low, "high": high}
+
+
+def hard_result(directory: Path, steps: int, episodes: int, seed: int) -> dict[str, Any]:
+    """The hard bucket's held-out result of ``directory/best`` (trained ``steps``), read
+    from ``directory/evals/best-<steps>.json`` when it holds one for ``episodes`` and
+    ``seed``, else evaluated and written there."""
+    cache = directory / "evals" / f"best-{steps}.json"
+    cached = json.loads(cache.read_text()) if cache.is_file() else {}
+    hard = cached.get("hard")
+    if hard is not None and hard["episodes"] == episodes and hard.get("seed") == seed:
+        return hard
+    env = gym.make(ENV_ID, **BUCKETS["hard"])
+    agent = load_agent(directory / long_run.BEST_DIR, observation_space=env.observation_space)
+    env.close()
+    result = {**evaluate(agent, ENV_ID, episodes, seed, BUCKETS["hard"]).to_dict(), "seed": seed}
+    cache.parent.mkdir(exist_ok=True)
+    atomic_write_text(cache, json.dumps({**cached, "hard": result}, indent=2) + "\n")
+    return result
+
+
+def run_row(directory: Path, hard_episodes: int, eval_seed: int) -> dict[str, Any]:
+    """One run's figures at its best point."""
+    curve = json.loads((directory / long_run.CURVE_FILE).read_text())
+    best_steps = curve["best"]["timesteps"]
+    best = next(point for point in curve["points"] if point["timesteps"] == best_steps)
+    agent = load_agent(directory / long_run.BEST_DIR, device="cpu")
+    config = json.loads((directory / long_run.BEST_DIR / "config.json").read_text())
+    figures = {name: bucket_figure(best["evals"][name]) for name in CURVE_BUCKETS}
+    figures["hard"] = bucket_figure(hard_result(directory, best_steps, hard_episodes, eval_seed))
+    return {
+        "run": directory.name,
+        "parameters": parameter_count(agent.model.policy),
+        "h_cycles": config["policy_kwargs"].get("h_cycles"),
+        "trained_steps": curve["points"][-1]["timesteps"],
+        "best_steps": best_steps,
+        "cpu_minutes_to_best": best["train_cpu_seconds"] / 60,
+        **figures,
+    }
+
+
+def find_runs(root: Path) -> dict[str, list[Path]]:
+    """Agent -> its run directories under ``root`` (those with a best checkpoint), by seed."""
+    runs: dict[str, list[Path]] = {}
+    for directory in sorted(root.iterdir()):
+        match = RUN_NAME.fullmatch(directory.name)
+        if match is None or not (directory / long_run.BEST_DIR / "model.zip").is_file():
+            continue
+        name = match.group(1)
+        agent = name if name == "mlp" else f"trm-{name}"
+        if agent in AGENTS:
+            runs.setdefault(agent, []).append(directory)
+    return runs
+
+
+def percent(figure: dict[str, Any]) -> str:
+    return f"{figure['success']:.0%} [{figure['low']:.0%}, {figure['high']:.0%}]"
+
+
+def report_table(rows: dict[str, list[dict[str, Any]]]) -> str:
+    """The markdown table: one line per run, and per agent with several seeds the mean of
+    each bucket over seeds with its 95% bootstrap interval."""
+    lines = [
+        "| agent | run | params | K | trained | best at | CPU-min | naked | hidden | hard |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for agent, agent_rows in rows.items():
+        for row in agent_rows:
+            buckets = " | ".join(percent(row[name]) for name in BUCKETS)
+            lines.append(
+                f"| {agent} | {row['run']} | {row['parameters']:,} | {row['h_cycles'] or '-'} "
+                f"| {row['trained_steps'] / 1e3:.0f}k | {row['best_steps'] / 1e3:.0f}k "
+                f"| {row['cpu_minutes_to_best']:.0f} | {buckets} |"
+            )
+        if len(agent_rows) > 1:
+            means = []
+            for name in BUCKETS:
+                summary = summarize([row[name]["success"] for row in agent_rows])
+                means.append(f"{summary.mean:.0%} [{summary.low:.0%}, {summary.high:.0%}]")
+            lines.append(
+                f"| {agent} | mean of {len(agent_rows)} seeds | | | | | | {' | '.join(means)} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def report(root: Path, hard_episodes: int, eval_seed: int) -> str:
+    """Evaluate what is missing, write ``root/report.md`` and ``root/report.json``, return
+    the table."""
+    runs = find_runs(root)
+    if not runs:
+        raise ValueError(f"no benchmark runs with a best checkpoint under {root}")
+    rows = {
+        agent: [run_row(directory, hard_episodes, eval_seed) for directory in runs[agent]]
+        for agent in AGENTS
+        if agent in runs
+    }
+    table = report_table(rows)
+    record = {"hard_episodes": hard_episodes, "eval_seed": eval_seed, "rows": rows}
+    atomic_write_text(root / "report.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(root / "report.md", table)
+    return table
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, default=ROOT, help=f"runs directory ({ROOT})")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train one agent (a resumable long_run)")
+    train.add_argument("--agent", choices=tuple(AGENTS), required=True)
+    train.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    train.add_argument("--timesteps", type=int, required=True, help="total env steps")
+    train.add_argument("--resume", action="store_true", help="continue the agent's run")
+    summary = commands.add_parser("report", help="the per-bucket table of every run")
+    summary.add_argument(
+        "--hard-episodes", type=int, default=EVAL_EPISODES, help="hard puzzles per run (100)"
+    )
+    summary.add_argument("--eval-seed", type=int, default=0, help="evaluation seed (default 0)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    torch.set_num_threads(1)
+    args = parse_args(argv)
+    if args.command == "train":
+        return long_run.main(
+            long_run_argv(args.agent, args.seed, args.timesteps, args.root, args.resume)
+        )
+    try:
+        require_int("--hard-episodes", args.hard_episodes, 1)
+        require_int("--eval-seed", args.eval_seed, 0)
+        if not args.root.is_dir():
+            raise ValueError(f"--root {args.root} is not a directory")
+        print(report(args.root, args.hard_episodes, args.eval_seed), end="")
+    except (ValueError, OSError) as error:
+        print(f"sudoku9: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""``python -m trm_rl.benchmarks.sudoku9``: the 9x9 agents' pinned runs and their report."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from trm_rl.benchmarks import long_run, sudoku9
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "sudoku9"
+K1_RUN = RESULTS / "outcome-hindsight-k1-hidden-seed0"
+
+
+@pytest.mark.parametrize("agent", ["trm-k1", "trm-k2", "trm-k3", "mlp"])
+def test_the_benchmark_repeats_the_settings_of_the_committed_runs(agent):
+    argv = sudoku9.long_run_argv(agent, 0, 500_000, RESULTS)
+    wanted = long_run.settings(long_run.parse_args(argv))
+    committed = json.loads((sudoku9.run_dir(RESULTS, agent, 0) / "curve.json").read_text())
+    assert {**committed["settings"], "timesteps": 500_000} == wanted
+
+
+def test_agents_differ_only_in_the_network():
+    k1, k6 = (
+        long_run.settings(long_run.parse_args(sudoku9.long_run_argv(agent, 0, 10, Path("r"))))
+        for agent in ("trm-k1", "trm-k6")
+    )
+    assert k6["trm_kwargs"]["h_cycles"] == 6
+    assert {**k1, "trm_kwargs": None} == {**k6, "trm_kwargs": None}
+    resumed = sudoku9.long_run_argv("trm-k6", 1, 10, Path("r"), resume=True)
+    assert resumed[-1] == "--resume" and "outcome-hindsight-k6-hidden-seed1" in resumed[-2]
+
+
+def copy_k1_run(root: Path, seed: int) -> Path:
+    """The committed K=1 run's curve and best checkpoint as ``seed``'s run under ``root``."""
+    target = sudoku9.run_dir(root, "trm-k1", seed)
+    shutil.copytree(K1_RUN / "best", target / "best")
+    shutil.copy(K1_RUN / "curve.json", target / "curve.json")
+    return target
+
+
+def test_report_reads_the_best_point_and_evaluates_the_hard_bucket_once(
+    tmp_path, capsys, monkeypatch
+):
+    runs = [copy_k1_run(tmp_path, seed) for seed in (0, 1)]
+    (tmp_path / "outcome-hindsight-k9-hidden-seed0").mkdir()
+    argv = ["--root", str(tmp_path), "report", "--hard-episodes", "2"]
+    assert sudoku9.main(argv) == 0
+    table = capsys.readouterr().out
+    assert table == (tmp_path / "report.md").read_text()
+    first = table.splitlines()[2].split(" | ")
+    assert first[:6] == ["| trm-k1", runs[0].name, first[2], "1", "502k", "451k"]
+    assert first[7:9] == ["97% [92%, 99%]", "26% [18%, 35%]"]
+    assert "| trm-k1 | mean of 2 seeds |" in table
+    cached = json.loads((runs[0] / "evals" / "best-450560.json").read_text())["hard"]
+    assert cached["episodes"] == 2 and cached["seed"] == 0
+    rows = json.loads((tmp_path / "report.json").read_text())["rows"]
+    assert [row["run"] for row in rows["trm-k1"]] == [run.name for run in runs]
+    assert rows["trm-k1"][0]["hard"]["episodes"] == 2
+
+    def no_evaluation(*args, **kwargs):
+        raise AssertionError("the cached hard result should be read")
+
+    monkeypatch.setattr(sudoku9, "evaluate", no_evaluation)
+    assert sudoku9.main(argv) == 0
+
+
+def test_wilson_interval():
+    assert sudoku9.wilson(0, 100)[0] == 0.0
+    low, high = sudoku9.wilson(50, 100)
+    assert low == pytest.approx(0.404, abs=1e-3) and high == pytest.approx(0.596, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["report", "--hard-episodes", "0"], "--hard-episodes must be"),
+        (["report", "--eval-seed", "-1"], "--eval-seed must be"),
+        (["report"], "no benchmark runs with a best checkpoint under"),
+    ],
+)
+def test_bad_report_input_is_one_line(flags, message, tmp_path, capsys):
+    assert sudoku9.main(["--root", str(tmp_path), *flags]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("sudoku9: error: ") and message in error
+    assert error.count("\n") == 1
+
+
+def test_missing_root_and_unknown_agent_are_refused(tmp_path, capsys):
+    assert sudoku9.main(["--root", str(tmp_path / "none"), "report"]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        sudoku9.main(["train", "--agent", "trm-k4", "--timesteps", "10"])
+    assert stop.value.code == 2
