@@ -24,11 +24,19 @@ solve) evaluated on ``--hard-episodes`` puzzles at the agent's own K (cached in
 comes with its 95% Wilson interval over the episodes; an agent with several seeds also gets
 the mean over seeds with its 95% bootstrap interval. The table is printed and written to
 ``ROOT/report.md`` and ``ROOT/report.json``.
+
+``diagnose AGENT --out FILE`` says where an agent loses puzzles: it plays ``--episodes``
+held-out full puzzles of ``--bucket`` greedily and sorts every position it meets by what the
+rules force there (:func:`position_kind`): a *naked* single exists, only *hidden* singles
+exist, or *no* single. Per kind: positions met, the rate of playing a single, the rate of a
+right digit, and the episodes that ended there with a wrong digit (with the step at which
+they did). Written to ``FILE`` (an existing one is refused) and printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import sys
@@ -36,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 from scipy.stats import binomtest
 
@@ -45,7 +54,9 @@ from trm_rl.agents.network import parameter_count
 from trm_rl.atomic import atomic_write_text
 from trm_rl.benchmarks import long_run
 from trm_rl.benchmarks.stats import summarize
+from trm_rl.benchmarks.sudoku9_probe import singles
 from trm_rl.config import require_int
+from trm_rl.envs.sudoku9_puzzles import N_CELLS, SIZE
 
 ENV_ID = "TRM-Sudoku-9x9-v0"
 ROOT = Path(__file__).resolve().parent / "results" / "sudoku9"
@@ -214,6 +225,84 @@ def report(root: Path, hard_episodes: int, eval_seed: int) -> str:
     return table
 
 
+POSITION_KINDS = ("naked", "hidden", "none")
+
+
+def position_kind(mask: np.ndarray) -> str:
+    """What the rules force at a position, from its legal-action mask ``[729]``: ``"naked"``
+    (a blank with one legal digit), ``"hidden"`` (no naked single, but a digit legal in only
+    one blank of a row, column or box) or ``"none"``."""
+    if (mask.reshape(N_CELLS, SIZE).sum(1) == 1).any():
+        return "naked"
+    return "hidden" if singles(mask).any() else "none"
+
+
+def diagnose(source: str, bucket: str, episodes: int, seed: int) -> dict[str, Any]:
+    """Play ``episodes`` held-out ``bucket`` puzzles (reset seeds ``seed, seed + 1, ...``)
+    with ``source``'s greedy actions and count, per :func:`position_kind`, the positions,
+    the singles and right digits played, and the failures."""
+    agent = load_agent(source, device="cpu")
+    env = gym.make(ENV_ID, **BUCKETS[bucket])
+    counts = {kind: {"positions": 0, "singles": 0, "right": 0} for kind in POSITION_KINDS}
+    failures: dict[str, list[int]] = {kind: [] for kind in POSITION_KINDS}
+    solved = 0
+    for episode in range(episodes):
+        observation, info = env.reset(seed=seed + episode)
+        for step in itertools.count(1):
+            mask = info["action_mask"]
+            kind = position_kind(mask)
+            action, _ = agent.predict(observation, deterministic=True, action_masks=mask)
+            action = int(action)
+            observation, reward, terminated, truncated, info = env.step(action)
+            counts[kind]["positions"] += 1
+            counts[kind]["singles"] += int(singles(mask)[action])
+            counts[kind]["right"] += int(reward > 0)
+            if terminated or truncated:
+                if info["is_success"]:
+                    solved += 1
+                else:
+                    failures[kind].append(step)
+                break
+    env.close()
+    kinds = {
+        kind: {
+            **counts[kind],
+            "single_rate": counts[kind]["singles"] / max(counts[kind]["positions"], 1),
+            "right_rate": counts[kind]["right"] / max(counts[kind]["positions"], 1),
+            "failures": len(failures[kind]),
+            "failure_steps": failures[kind],
+        }
+        for kind in POSITION_KINDS
+    }
+    return {
+        "agent": str(source),
+        "bucket": bucket,
+        "episodes": episodes,
+        "seed": seed,
+        "success_rate": solved / episodes,
+        "kinds": kinds,
+    }
+
+
+def diagnosis_table(record: dict[str, Any]) -> str:
+    """The markdown table of a :func:`diagnose` record."""
+    lines = [
+        f"{record['agent']}: {record['success_rate']:.0%} of {record['episodes']} "
+        f"{record['bucket']} puzzles solved",
+        "",
+        "| position | positions | single played | right digit | failures | median failing step |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind, row in record["kinds"].items():
+        steps = row["failure_steps"]
+        median = f"{np.median(steps):.0f}" if steps else "-"
+        lines.append(
+            f"| {kind} | {row['positions']} | {row['single_rate']:.1%} | {row['right_rate']:.1%} "
+            f"| {row['failures']} | {median} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=ROOT, help=f"runs directory ({ROOT})")
@@ -228,7 +317,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--hard-episodes", type=int, default=EVAL_EPISODES, help="hard puzzles per run (100)"
     )
     summary.add_argument("--eval-seed", type=int, default=0, help="evaluation seed (default 0)")
+    where = commands.add_parser("diagnose", help="where an agent's greedy play fails")
+    where.add_argument("agent", help="an agent directory or pretrained:<name>")
+    where.add_argument("--bucket", choices=tuple(BUCKETS), default="hidden")
+    where.add_argument("--episodes", type=int, default=EVAL_EPISODES, help="puzzles (100)")
+    where.add_argument("--seed", type=int, default=0, help="first reset seed (default 0)")
+    where.add_argument("--out", type=Path, required=True, help="JSON file to write")
     return parser.parse_args(argv)
+
+
+def run_diagnosis(args: argparse.Namespace) -> str:
+    require_int("--episodes", args.episodes, 1)
+    require_int("--seed", args.seed, 0)
+    if args.out.exists():
+        raise ValueError(f"--out {args.out} exists; choose another file")
+    record = diagnose(args.agent, args.bucket, args.episodes, args.seed)
+    atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
+    return diagnosis_table(record)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -239,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
             long_run_argv(args.agent, args.seed, args.timesteps, args.root, args.resume)
         )
     try:
+        if args.command == "diagnose":
+            print(run_diagnosis(args), end="")
+            return 0
         require_int("--hard-episodes", args.hard_episodes, 1)
         require_int("--eval-seed", args.eval_seed, 0)
         if not args.root.is_dir():

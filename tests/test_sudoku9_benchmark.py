@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from trm_rl.benchmarks import long_run, sudoku9
@@ -77,6 +78,7 @@ def test_wilson_interval():
         (["report", "--hard-episodes", "0"], "--hard-episodes must be"),
         (["report", "--eval-seed", "-1"], "--eval-seed must be"),
         (["report"], "no benchmark runs with a best checkpoint under"),
+        (["diagnose", "pretrained:sudoku-9x9", "--episodes", "0", "--out", "x"], "--episodes"),
     ],
 )
 def test_bad_report_input_is_one_line(flags, message, tmp_path, capsys):
@@ -92,3 +94,34 @@ def test_missing_root_and_unknown_agent_are_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         sudoku9.main(["train", "--agent", "trm-k4", "--timesteps", "10"])
     assert stop.value.code == 2
+
+
+def test_position_kind_names_what_the_rules_force():
+    pairs = np.zeros((81, 9), dtype=bool)
+    pairs[:, [0, 1]] = True
+    assert sudoku9.position_kind(pairs.reshape(-1)) == "none"
+    hidden = pairs.copy()
+    hidden[0] = False
+    hidden[0, [0, 2]] = True
+    assert sudoku9.position_kind(hidden.reshape(-1)) == "hidden"
+    naked = hidden.copy()
+    naked[40, 1] = False
+    assert sudoku9.position_kind(naked.reshape(-1)) == "naked"
+
+
+def test_diagnose_counts_every_position_and_episode(tmp_path, capsys):
+    out = tmp_path / "diagnosis.json"
+    argv = ["diagnose", str(K1_RUN / "best"), "--bucket", "hidden", "--episodes", "3"]
+    assert sudoku9.main([*argv, "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    kinds = record["kinds"]
+    assert set(kinds) == {"naked", "hidden", "none"}
+    failures = sum(row["failures"] for row in kinds.values())
+    assert failures == round(3 * (1 - record["success_rate"]))
+    positions = sum(row["positions"] for row in kinds.values())
+    right = sum(row["right"] for row in kinds.values())
+    assert positions == right + failures and kinds["naked"]["positions"] > 0
+    assert all(row["singles"] <= row["positions"] for row in kinds.values())
+    assert "| naked |" in capsys.readouterr().out
+    assert sudoku9.main([*argv, "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
