@@ -17,13 +17,14 @@ hidden puzzles, and the best checkpoint on the hidden bucket kept. It writes
 ``benchmarks/results/sudoku9`` beside this file); a later sitting continues it with
 ``--resume`` and a larger ``--timesteps``.
 
-``report`` reads every such run under ``ROOT``: at its best point (curve.json's ``best``) the
-naked and hidden success of the curve, and the hard bucket (full puzzles that singles do not
-solve) evaluated on ``--hard-episodes`` puzzles at the agent's own K (cached in
-``RUN/evals/best-<steps>.json``, so a report evaluates only new checkpoints). Each figure
-comes with its 95% Wilson interval over the episodes; an agent with several seeds also gets
-the mean over seeds with its 95% bootstrap interval. The table is printed and written to
-``ROOT/report.md`` and ``ROOT/report.json``.
+``report`` reads every such run under ``ROOT`` and evaluates its best checkpoint (the point of
+curve.json's ``best``) on ``--episodes`` full puzzles of each bucket, at the agent's own K,
+with evaluation seed ``--eval-seed`` (default 1: puzzles other than those of the curve,
+evaluation seed 0, on which the best point was chosen, so the figures are not inflated by
+that choice). Results are cached in ``RUN/evals/best-<steps>.json``, so a report evaluates
+only new checkpoints. Each figure comes with its 95% Wilson interval over the episodes; an
+agent with several seeds also gets the mean over seeds with its 95% bootstrap interval.
+The table is printed and written to ``ROOT/report.md`` and ``ROOT/report.json``.
 
 ``diagnose AGENT --out FILE`` says where an agent loses puzzles: it plays ``--episodes``
 held-out full puzzles of ``--bucket`` greedily and sorts every position it meets by what the
@@ -48,7 +49,7 @@ import numpy as np
 import torch
 from scipy.stats import binomtest
 
-from trm_rl.agents.evaluation import evaluate
+from trm_rl.agents.evaluation import evaluate, evaluation_seed
 from trm_rl.agents.loading import load_agent
 from trm_rl.agents.network import parameter_count
 from trm_rl.atomic import atomic_write_text
@@ -125,33 +126,36 @@ def bucket_figure(result: dict[str, Any]) -> dict[str, Any]:
     return {"success": successes / episodes, "episodes": episodes, "low": low, "high": high}
 
 
-def hard_result(directory: Path, steps: int, episodes: int, seed: int) -> dict[str, Any]:
-    """The hard bucket's held-out result of ``directory/best`` (trained ``steps``), read
-    from ``directory/evals/best-<steps>.json`` when it holds one for ``episodes`` and
-    ``seed``, else evaluated and written there."""
+def best_result(
+    directory: Path, steps: int, bucket: str, episodes: int, seed: int
+) -> dict[str, Any]:
+    """The held-out result of ``directory/best`` (trained ``steps``) on ``bucket``, read from
+    ``directory/evals/best-<steps>.json`` when it holds one for ``episodes`` and ``seed``,
+    else evaluated and added there."""
     cache = directory / "evals" / f"best-{steps}.json"
     cached = json.loads(cache.read_text()) if cache.is_file() else {}
-    hard = cached.get("hard")
-    if hard is not None and hard["episodes"] == episodes and hard.get("seed") == seed:
-        return hard
-    env = gym.make(ENV_ID, **BUCKETS["hard"])
+    key = f"{bucket}-seed{seed}"
+    if key in cached and cached[key]["episodes"] == episodes:
+        return cached[key]
+    env = gym.make(ENV_ID, **BUCKETS[bucket])
     agent = load_agent(directory / long_run.BEST_DIR, observation_space=env.observation_space)
     env.close()
-    result = {**evaluate(agent, ENV_ID, episodes, seed, BUCKETS["hard"]).to_dict(), "seed": seed}
+    result = {
+        "env_kwargs": BUCKETS[bucket],
+        **evaluate(agent, ENV_ID, episodes, seed, BUCKETS[bucket]).to_dict(),
+    }
     cache.parent.mkdir(exist_ok=True)
-    atomic_write_text(cache, json.dumps({**cached, "hard": result}, indent=2) + "\n")
+    atomic_write_text(cache, json.dumps({**cached, key: result}, indent=2) + "\n")
     return result
 
 
-def run_row(directory: Path, hard_episodes: int, eval_seed: int) -> dict[str, Any]:
+def run_row(directory: Path, episodes: int, eval_seed: int) -> dict[str, Any]:
     """One run's figures at its best point."""
     curve = json.loads((directory / long_run.CURVE_FILE).read_text())
     best_steps = curve["best"]["timesteps"]
     best = next(point for point in curve["points"] if point["timesteps"] == best_steps)
     agent = load_agent(directory / long_run.BEST_DIR, device="cpu")
     config = json.loads((directory / long_run.BEST_DIR / "config.json").read_text())
-    figures = {name: bucket_figure(best["evals"][name]) for name in CURVE_BUCKETS}
-    figures["hard"] = bucket_figure(hard_result(directory, best_steps, hard_episodes, eval_seed))
     return {
         "run": directory.name,
         "parameters": parameter_count(agent.model.policy),
@@ -159,7 +163,10 @@ def run_row(directory: Path, hard_episodes: int, eval_seed: int) -> dict[str, An
         "trained_steps": curve["points"][-1]["timesteps"],
         "best_steps": best_steps,
         "cpu_minutes_to_best": best["train_cpu_seconds"] / 60,
-        **figures,
+        **{
+            bucket: bucket_figure(best_result(directory, best_steps, bucket, episodes, eval_seed))
+            for bucket in BUCKETS
+        },
     }
 
 
@@ -207,19 +214,19 @@ def report_table(rows: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report(root: Path, hard_episodes: int, eval_seed: int) -> str:
+def report(root: Path, episodes: int, eval_seed: int) -> str:
     """Evaluate what is missing, write ``root/report.md`` and ``root/report.json``, return
     the table."""
     runs = find_runs(root)
     if not runs:
         raise ValueError(f"no benchmark runs with a best checkpoint under {root}")
     rows = {
-        agent: [run_row(directory, hard_episodes, eval_seed) for directory in runs[agent]]
+        agent: [run_row(directory, episodes, eval_seed) for directory in runs[agent]]
         for agent in AGENTS
         if agent in runs
     }
     table = report_table(rows)
-    record = {"hard_episodes": hard_episodes, "eval_seed": eval_seed, "rows": rows}
+    record = {"episodes": episodes, "eval_seed": eval_seed, "rows": rows}
     atomic_write_text(root / "report.json", json.dumps(record, indent=2) + "\n")
     atomic_write_text(root / "report.md", table)
     return table
@@ -238,16 +245,16 @@ def position_kind(mask: np.ndarray) -> str:
 
 
 def diagnose(source: str, bucket: str, episodes: int, seed: int) -> dict[str, Any]:
-    """Play ``episodes`` held-out ``bucket`` puzzles (reset seeds ``seed, seed + 1, ...``)
-    with ``source``'s greedy actions and count, per :func:`position_kind`, the positions,
-    the singles and right digits played, and the failures."""
+    """Play ``episodes`` held-out ``bucket`` puzzles (those of ``evaluate`` with evaluation
+    seed ``seed``) with ``source``'s greedy actions and count, per :func:`position_kind`,
+    the positions, the singles and right digits played, and the failures."""
     agent = load_agent(source, device="cpu")
     env = gym.make(ENV_ID, **BUCKETS[bucket])
     counts = {kind: {"positions": 0, "singles": 0, "right": 0} for kind in POSITION_KINDS}
     failures: dict[str, list[int]] = {kind: [] for kind in POSITION_KINDS}
     solved = 0
     for episode in range(episodes):
-        observation, info = env.reset(seed=seed + episode)
+        observation, info = env.reset(seed=evaluation_seed(seed, episode))
         for step in itertools.count(1):
             mask = info["action_mask"]
             kind = position_kind(mask)
@@ -314,14 +321,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--resume", action="store_true", help="continue the agent's run")
     summary = commands.add_parser("report", help="the per-bucket table of every run")
     summary.add_argument(
-        "--hard-episodes", type=int, default=EVAL_EPISODES, help="hard puzzles per run (100)"
+        "--episodes", type=int, default=EVAL_EPISODES, help="puzzles per bucket and run (100)"
     )
-    summary.add_argument("--eval-seed", type=int, default=0, help="evaluation seed (default 0)")
+    summary.add_argument(
+        "--eval-seed", type=int, default=1, help="evaluation seed (default 1, not the curve's)"
+    )
     where = commands.add_parser("diagnose", help="where an agent's greedy play fails")
     where.add_argument("agent", help="an agent directory or pretrained:<name>")
     where.add_argument("--bucket", choices=tuple(BUCKETS), default="hidden")
     where.add_argument("--episodes", type=int, default=EVAL_EPISODES, help="puzzles (100)")
-    where.add_argument("--seed", type=int, default=0, help="first reset seed (default 0)")
+    where.add_argument(
+        "--seed", type=int, default=1, help="evaluation seed (default 1, not the curve's)"
+    )
     where.add_argument("--out", type=Path, required=True, help="JSON file to write")
     return parser.parse_args(argv)
 
@@ -347,11 +358,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "diagnose":
             print(run_diagnosis(args), end="")
             return 0
-        require_int("--hard-episodes", args.hard_episodes, 1)
+        require_int("--episodes", args.episodes, 1)
         require_int("--eval-seed", args.eval_seed, 0)
         if not args.root.is_dir():
             raise ValueError(f"--root {args.root} is not a directory")
-        print(report(args.root, args.hard_episodes, args.eval_seed), end="")
+        print(report(args.root, args.episodes, args.eval_seed), end="")
     except (ValueError, OSError) as error:
         print(f"sudoku9: error: {error}", file=sys.stderr)
         return 2

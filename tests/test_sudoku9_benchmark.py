@@ -1,6 +1,7 @@
 """``python -m trm_rl.benchmarks.sudoku9``: the 9x9 agents' pinned runs and their report."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -40,27 +41,27 @@ def copy_k1_run(root: Path, seed: int) -> Path:
     return target
 
 
-def test_report_reads_the_best_point_and_evaluates_the_hard_bucket_once(
-    tmp_path, capsys, monkeypatch
-):
+def test_report_evaluates_each_best_checkpoint_once_on_every_bucket(tmp_path, capsys, monkeypatch):
     runs = [copy_k1_run(tmp_path, seed) for seed in (0, 1)]
     (tmp_path / "outcome-hindsight-k9-hidden-seed0").mkdir()
-    argv = ["--root", str(tmp_path), "report", "--hard-episodes", "2"]
+    argv = ["--root", str(tmp_path), "report", "--episodes", "2"]
     assert sudoku9.main(argv) == 0
     table = capsys.readouterr().out
     assert table == (tmp_path / "report.md").read_text()
     first = table.splitlines()[2].split(" | ")
     assert first[:6] == ["| trm-k1", runs[0].name, first[2], "1", "502k", "451k"]
-    assert first[7:9] == ["97% [92%, 99%]", "26% [18%, 35%]"]
+    assert all(re.fullmatch(r"\d+% \[\d+%, \d+%\]", cell.strip(" |")) for cell in first[7:])
     assert "| trm-k1 | mean of 2 seeds |" in table
-    cached = json.loads((runs[0] / "evals" / "best-450560.json").read_text())["hard"]
-    assert cached["episodes"] == 2 and cached["seed"] == 0
-    rows = json.loads((tmp_path / "report.json").read_text())["rows"]
-    assert [row["run"] for row in rows["trm-k1"]] == [run.name for run in runs]
-    assert rows["trm-k1"][0]["hard"]["episodes"] == 2
+    cached = json.loads((runs[0] / "evals" / "best-450560.json").read_text())
+    assert set(cached) == {"naked-seed1", "hidden-seed1", "hard-seed1"}
+    assert {result["episodes"] for result in cached.values()} == {2}
+    assert cached["hard-seed1"]["env_kwargs"]["difficulty"] == "hard"
+    record = json.loads((tmp_path / "report.json").read_text())
+    assert record["eval_seed"] == 1
+    assert [row["run"] for row in record["rows"]["trm-k1"]] == [run.name for run in runs]
 
     def no_evaluation(*args, **kwargs):
-        raise AssertionError("the cached hard result should be read")
+        raise AssertionError("the cached results should be read")
 
     monkeypatch.setattr(sudoku9, "evaluate", no_evaluation)
     assert sudoku9.main(argv) == 0
@@ -75,7 +76,7 @@ def test_wilson_interval():
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["report", "--hard-episodes", "0"], "--hard-episodes must be"),
+        (["report", "--episodes", "0"], "--episodes must be"),
         (["report", "--eval-seed", "-1"], "--eval-seed must be"),
         (["report"], "no benchmark runs with a best checkpoint under"),
         (["diagnose", "pretrained:sudoku-9x9", "--episodes", "0", "--out", "x"], "--episodes"),
