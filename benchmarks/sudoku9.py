@@ -127,19 +127,16 @@ def bucket_figure(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def best_result(
-    directory: Path, steps: int, bucket: str, episodes: int, seed: int
+    directory: Path, agent: Any, steps: int, bucket: str, episodes: int, seed: int
 ) -> dict[str, Any]:
-    """The held-out result of ``directory/best`` (trained ``steps``) on ``bucket``, read from
-    ``directory/evals/best-<steps>.json`` when it holds one for ``episodes`` and ``seed``,
-    else evaluated and added there."""
+    """The held-out result of ``agent``, loaded from ``directory/best`` (trained ``steps``),
+    on ``bucket``: read from ``directory/evals/best-<steps>.json`` when it holds one for
+    ``episodes`` and ``seed``, else evaluated and added there."""
     cache = directory / "evals" / f"best-{steps}.json"
     cached = json.loads(cache.read_text()) if cache.is_file() else {}
     key = f"{bucket}-seed{seed}"
     if key in cached and cached[key]["episodes"] == episodes:
         return cached[key]
-    env = gym.make(ENV_ID, **BUCKETS[bucket])
-    agent = load_agent(directory / long_run.BEST_DIR, observation_space=env.observation_space)
-    env.close()
     result = {
         "env_kwargs": BUCKETS[bucket],
         **evaluate(agent, ENV_ID, episodes, seed, BUCKETS[bucket]).to_dict(),
@@ -155,18 +152,18 @@ def run_row(directory: Path, episodes: int, eval_seed: int) -> dict[str, Any]:
     best_steps = curve["best"]["timesteps"]
     best = next(point for point in curve["points"] if point["timesteps"] == best_steps)
     agent = load_agent(directory / long_run.BEST_DIR, device="cpu")
-    config = json.loads((directory / long_run.BEST_DIR / "config.json").read_text())
+    results = {
+        bucket: best_result(directory, agent, best_steps, bucket, episodes, eval_seed)
+        for bucket in BUCKETS
+    }
     return {
         "run": directory.name,
         "parameters": parameter_count(agent.model.policy),
-        "h_cycles": config["policy_kwargs"].get("h_cycles"),
+        "h_cycles": agent.config["policy_kwargs"].get("h_cycles"),
         "trained_steps": curve["points"][-1]["timesteps"],
         "best_steps": best_steps,
         "cpu_minutes_to_best": best["train_cpu_seconds"] / 60,
-        **{
-            bucket: bucket_figure(best_result(directory, best_steps, bucket, episodes, eval_seed))
-            for bucket in BUCKETS
-        },
+        **{bucket: bucket_figure(result) for bucket, result in results.items()},
     }
 
 
