@@ -478,6 +478,10 @@ def test_evaluate_cli_on_a_pretrained_policy(maze_dir, pretrained_root, capsys):
     assert main([*argv, "--h-cycles", "3"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["env_id"] == "TRM-Maze-v0" and result["episodes"] == 2
+    assert result["source"] == "pretrained:maze-tiny" and result["seed"] == 0
+    assert result["deterministic"] is True
+    trained = json.loads((maze_dir / "config.json").read_text())["trm"]
+    assert result["h_cycles"] == 3 and result["l_cycles"] == trained["l_cycles"]
 
 
 def test_evaluate_cli_on_another_maze_size(free_maze_dir, maze_dir, capsys):

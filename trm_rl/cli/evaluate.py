@@ -170,7 +170,16 @@ def run(args: argparse.Namespace) -> int:
         )
         rendered = f"saved {args.render} (first held-out episode, {steps} steps)"
     if args.json:
-        record = {"env_id": env_id, "env_kwargs": env_kwargs, **result.to_dict()}
+        trained = agent.config.get("trm") or {}
+        record = {
+            "source": args.source,
+            "env_id": env_id,
+            "env_kwargs": env_kwargs,
+            "seed": args.seed,
+            "deterministic": not args.stochastic,
+            **{name: value or trained.get(name) for name, value in cycles.items()},
+            **result.to_dict(),
+        }
         if args.render is not None:
             record["render"] = str(args.render)
         print(json.dumps(record))
