@@ -24,7 +24,10 @@ evaluation seed 0, on which the best point was chosen, so the figures are not in
 that choice). Results are cached in ``RUN/evals/best-<steps>.json``, so a report evaluates
 only new checkpoints. Each figure comes with its 95% Wilson interval over the episodes; an
 agent with several seeds also gets the mean over seeds with its 95% bootstrap interval.
-The table is printed and written to ``ROOT/report.md`` and ``ROOT/report.json``.
+Because runs train for different lengths, a second table compares the agents at equal steps:
+the hidden success of each curve at 100k, 200k, ..., 500k env steps, the mean over the seeds
+that got there (bootstrap interval, number of seeds), and the training CPU-ms per step.
+The tables are printed and written to ``ROOT/report.md`` and ``ROOT/report.json``.
 
 ``diagnose AGENT --out FILE`` says where an agent loses puzzles: it plays ``--episodes``
 held-out full puzzles of ``--bucket`` greedily and sorts every position it meets by what the
@@ -85,6 +88,8 @@ AGENTS: dict[str, tuple[str, dict[str, Any]]] = {
 MLP's two hidden layers of 10 make its parameter count close to the TRM's."""
 SEGMENT = 50_000
 EVAL_EPISODES = 100
+MILESTONES = tuple(range(100_000, 500_001, 100_000))
+"""Env steps at which the equal-steps table compares the agents' curves."""
 RUN_NAME = re.compile(r"outcome-hindsight-(k\d+|mlp)-hidden-seed(\d+)")
 
 
@@ -146,11 +151,22 @@ def best_result(
     return result
 
 
+def curve_hidden(curve: dict[str, Any], steps: int) -> float | None:
+    """The hidden success of the curve point within half a segment of ``steps`` (``None``
+    if the run has no such point)."""
+    for point in curve["points"]:
+        if abs(point["timesteps"] - steps) <= SEGMENT // 2:
+            return point["evals"]["hidden"]["success_rate"]
+    return None
+
+
 def run_row(directory: Path, episodes: int, eval_seed: int) -> dict[str, Any]:
-    """One run's figures at its best point."""
+    """One run's figures at its best point, its curve's hidden success at
+    :data:`MILESTONES` and its training CPU-ms per env step."""
     curve = json.loads((directory / long_run.CURVE_FILE).read_text())
     best_steps = curve["best"]["timesteps"]
     best = next(point for point in curve["points"] if point["timesteps"] == best_steps)
+    last = curve["points"][-1]
     agent = load_agent(directory / long_run.BEST_DIR, device="cpu")
     results = {
         bucket: best_result(directory, agent, best_steps, bucket, episodes, eval_seed)
@@ -160,9 +176,11 @@ def run_row(directory: Path, episodes: int, eval_seed: int) -> dict[str, Any]:
         "run": directory.name,
         "parameters": parameter_count(agent.model.policy),
         "h_cycles": agent.config["policy_kwargs"].get("h_cycles"),
-        "trained_steps": curve["points"][-1]["timesteps"],
+        "trained_steps": last["timesteps"],
         "best_steps": best_steps,
         "cpu_minutes_to_best": best["train_cpu_seconds"] / 60,
+        "cpu_ms_per_step": 1e3 * last["train_cpu_seconds"] / max(last["timesteps"], 1),
+        "curve_hidden": {str(steps): curve_hidden(curve, steps) for steps in MILESTONES},
         **{bucket: bucket_figure(result) for bucket, result in results.items()},
     }
 
@@ -211,6 +229,35 @@ def report_table(rows: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def mean_cell(values: list[float]) -> str:
+    """``mean [low, high] (n)`` over seeds with a 95% bootstrap interval; one value alone."""
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.0%} (1)"
+    summary = summarize(values)
+    return f"{summary.mean:.0%} [{summary.low:.0%}, {summary.high:.0%}] ({len(values)})"
+
+
+def equal_steps_table(rows: dict[str, list[dict[str, Any]]]) -> str:
+    """Hidden success on the learning curves (evaluation seed 0) at :data:`MILESTONES`:
+    per agent the mean over the seeds that reached each milestone, with its 95% bootstrap
+    interval and the number of seeds."""
+    header = " | ".join(f"hidden, {steps // 1000}k" for steps in MILESTONES)
+    lines = [
+        f"| agent | CPU-ms/step | {header} |",
+        "|---|---|" + "---|" * len(MILESTONES),
+    ]
+    for agent, agent_rows in rows.items():
+        cells = []
+        for steps in MILESTONES:
+            values = [row["curve_hidden"][str(steps)] for row in agent_rows]
+            cells.append(mean_cell([value for value in values if value is not None]))
+        cost = np.mean([row["cpu_ms_per_step"] for row in agent_rows])
+        lines.append(f"| {agent} | {cost:.1f} | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"
+
+
 def report(root: Path, episodes: int, eval_seed: int) -> str:
     """Evaluate what is missing, write ``root/report.md`` and ``root/report.json``, return
     the table."""
@@ -222,7 +269,7 @@ def report(root: Path, episodes: int, eval_seed: int) -> str:
         for agent in AGENTS
         if agent in runs
     }
-    table = report_table(rows)
+    table = report_table(rows) + "\n" + equal_steps_table(rows)
     record = {"episodes": episodes, "eval_seed": eval_seed, "rows": rows}
     atomic_write_text(root / "report.json", json.dumps(record, indent=2) + "\n")
     atomic_write_text(root / "report.md", table)

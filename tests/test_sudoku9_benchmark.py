@@ -52,6 +52,10 @@ def test_report_evaluates_each_best_checkpoint_once_on_every_bucket(tmp_path, ca
     assert first[:6] == ["| trm-k1", runs[0].name, first[2], "1", "502k", "451k"]
     assert all(re.fullmatch(r"\d+% \[\d+%, \d+%\]", cell.strip(" |")) for cell in first[7:])
     assert "| trm-k1 | mean of 2 seeds |" in table
+    k1_curve = json.loads((K1_RUN / "curve.json").read_text())["points"]
+    at_300k = next(p for p in k1_curve if p["timesteps"] == 301056)["evals"]["hidden"]
+    equal_steps = next(line for line in table.splitlines()[8:] if line.startswith("| trm-k1"))
+    assert f"| {at_300k['success_rate']:.0%} [" in equal_steps and equal_steps.endswith("(2) |")
     cached = json.loads((runs[0] / "evals" / "best-450560.json").read_text())
     assert set(cached) == {"naked-seed1", "hidden-seed1", "hard-seed1"}
     assert {result["episodes"] for result in cached.values()} == {2}
