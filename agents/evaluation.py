@@ -63,15 +63,28 @@ class EvaluationResult:
 
 
 @dataclass
-class _Episode:
-    """One running evaluation episode."""
+class EpisodeOutcome:
+    """One played evaluation episode."""
+
+    reset_seed: int
+    """The seed its env was reset with (:func:`evaluation_seed`)."""
+    success: bool = False
+    """Its final ``info["is_success"]``."""
+    total: float = 0.0
+    """Undiscounted return."""
+    length: int = 0
+    """Steps."""
+    shortest: int | None = None
+    """Mazes: the BFS shortest path from ``info["shortest_path"]``, else ``None``."""
+
+
+@dataclass
+class _Running:
+    """An episode being played: its env, latest observation and outcome so far."""
 
     env: gym.Env
     obs: np.ndarray
-    shortest: int | None
-    total: float = 0.0
-    length: int = 0
-    success: bool = False
+    outcome: EpisodeOutcome
 
 
 def evaluation_seed(seed: int, episode: int) -> int:
@@ -79,7 +92,7 @@ def evaluation_seed(seed: int, episode: int) -> int:
     return EVAL_SEED_OFFSET + SEED_STRIDE * seed + episode
 
 
-def evaluate(
+def play_episodes(
     agent: Agent,
     env_id: str,
     episodes: int = 100,
@@ -88,8 +101,10 @@ def evaluate(
     deterministic: bool = True,
     batch: int = 16,
     skip: Callable[[np.ndarray], bool] | None = None,
-) -> EvaluationResult:
-    """Play ``episodes`` held-out episodes, ``batch`` envs at a time, batched ``predict``.
+) -> list[EpisodeOutcome]:
+    """Play ``episodes`` held-out episodes, ``batch`` envs at a time, batched ``predict``,
+    and return each one's outcome in reset-seed order, so that two agents evaluated with the
+    same arguments (and no ``skip``) are paired episode by episode.
 
     Args:
         agent: anything with SB3's ``predict`` (see :class:`Agent`); gets action masks when
@@ -105,17 +120,19 @@ def evaluate(
             to exclude layouts seen during training).
 
     Returns:
-        An :class:`EvaluationResult` over exactly ``episodes`` episodes.
+        Exactly ``episodes`` :class:`EpisodeOutcome`, sorted by ``reset_seed``.
     """
     for name, value, low in (("episodes", episodes, 1), ("seed", seed, 0), ("batch", batch, 1)):
         require_int(name, value, low)
     seeds = (evaluation_seed(seed, i) for i in range(MAX_DRAWS_PER_EPISODE * episodes))
 
-    def begin(env: gym.Env) -> _Episode:
+    def begin(env: gym.Env) -> _Running:
         for episode_seed in seeds:
             obs, info = env.reset(seed=episode_seed)
             if skip is None or not skip(obs):
-                return _Episode(env, obs, info.get("shortest_path"))
+                return _Running(
+                    env, obs, EpisodeOutcome(episode_seed, shortest=info.get("shortest_path"))
+                )
         raise RuntimeError(
             f"skip refused almost all of {MAX_DRAWS_PER_EPISODE * episodes} draws; "
             "ask for fewer episodes or skip less"
@@ -125,7 +142,7 @@ def evaluate(
     masked = hasattr(envs[0].unwrapped, "action_masks")
     active = [begin(env) for env in envs]
     started = len(active)
-    done: list[_Episode] = []
+    done: list[EpisodeOutcome] = []
     while active:
         observations = np.stack([episode.obs for episode in active])
         masks = np.stack([e.env.unwrapped.action_masks() for e in active]) if masked else None
@@ -133,19 +150,35 @@ def evaluate(
         still_running = []
         for episode, action in zip(active, actions, strict=True):
             episode.obs, reward, terminated, truncated, info = episode.env.step(action)
-            episode.total += float(reward)
-            episode.length += 1
+            episode.outcome.total += float(reward)
+            episode.outcome.length += 1
             if not (terminated or truncated):
                 still_running.append(episode)
                 continue
-            episode.success = bool(info.get("is_success", False))
-            done.append(episode)
+            episode.outcome.success = bool(info.get("is_success", False))
+            done.append(episode.outcome)
             if started < episodes:
                 still_running.append(begin(episode.env))
                 started += 1
         active = still_running
     for env in envs:
         env.close()
+    return sorted(done, key=lambda outcome: outcome.reset_seed)
+
+
+def evaluate(
+    agent: Agent,
+    env_id: str,
+    episodes: int = 100,
+    seed: int = 0,
+    env_kwargs: dict[str, Any] | None = None,
+    deterministic: bool = True,
+    batch: int = 16,
+    skip: Callable[[np.ndarray], bool] | None = None,
+) -> EvaluationResult:
+    """The means over :func:`play_episodes` (same arguments) as an :class:`EvaluationResult`
+    over exactly ``episodes`` episodes."""
+    done = play_episodes(agent, env_id, episodes, seed, env_kwargs, deterministic, batch, skip)
     ratios = [e.length / e.shortest for e in done if e.success and e.shortest]
     return EvaluationResult(
         episodes=len(done),

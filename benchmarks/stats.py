@@ -8,7 +8,9 @@ of the Statistical Precipice", the rliable practice), on ``scipy.stats``:
   (:func:`probability_of_improvement`);
 - performance profiles: the fraction of runs scoring above each threshold
   (:func:`performance_profile`);
-- mean with a 95% percentile-bootstrap interval (:func:`summarize`).
+- mean with a 95% percentile-bootstrap interval (:func:`summarize`);
+- paired success on the same episodes, with the exact McNemar test
+  (:func:`paired_comparison`).
 """
 
 from __future__ import annotations
@@ -158,3 +160,31 @@ def summarize(values: Sequence[float]) -> Summary:
         return Summary(nan, nan, nan, nan, 0)
     low, high = bootstrap_interval(data)
     return Summary(float(np.mean(data)), low, high, iqm(data), int(data.size))
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Two agents' binary outcomes on the same episodes (an exact McNemar test)."""
+
+    first_only: int
+    """Episodes the first agent succeeded on and the second failed."""
+    second_only: int
+    """Episodes the second agent succeeded on and the first failed."""
+    p_value: float
+    """Two-sided exact McNemar p-value: the chance of a split at least this uneven of the
+    discordant episodes if either agent were equally likely to win each of them."""
+
+
+def paired_comparison(first: Sequence[bool], second: Sequence[bool]) -> PairedComparison:
+    """Compare paired success indicators (``first[i]`` and ``second[i]`` from episode ``i``)."""
+    a = np.asarray(first, dtype=bool)
+    b = np.asarray(second, dtype=bool)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(
+            f"first and second must be paired 1-D outcomes, got {a.shape} and {b.shape}"
+        )
+    first_only = int((a & ~b).sum())
+    second_only = int((b & ~a).sum())
+    discordant = first_only + second_only
+    p_value = stats.binomtest(first_only, discordant).pvalue if discordant else 1.0
+    return PairedComparison(first_only, second_only, float(p_value))

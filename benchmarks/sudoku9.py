@@ -35,11 +35,20 @@ rules force there (:func:`position_kind`): a *naked* single exists, only *hidden
 exist, or *no* single. Per kind: positions met, the rate of playing a single, the rate of a
 right digit, and the episodes that ended there with a wrong digit (with the step at which
 they did). Written to ``FILE`` (an existing one is refused) and printed.
+
+``compare SOURCE SOURCE ... --out FILE`` plays the same ``--episodes`` held-out puzzles of
+``--bucket`` greedily with each agent and compares them puzzle by puzzle: each agent's success
+with its Wilson interval, for each pair the puzzles only one of them solved and the exact
+McNemar p-value, and the puzzles no agent solved against the count expected if the agents
+failed independently (many more means the failures are the puzzles', not the seeds').
+Written to ``FILE`` (with each agent's per-puzzle successes; an existing file is refused)
+and printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import re
@@ -52,12 +61,12 @@ import numpy as np
 import torch
 from scipy.stats import binomtest
 
-from trm_rl.agents.evaluation import evaluate, evaluation_seed
+from trm_rl.agents.evaluation import evaluate, evaluation_seed, play_episodes
 from trm_rl.agents.loading import load_agent
 from trm_rl.agents.network import parameter_count
 from trm_rl.atomic import atomic_write_text
 from trm_rl.benchmarks import long_run
-from trm_rl.benchmarks.stats import summarize
+from trm_rl.benchmarks.stats import paired_comparison, summarize
 from trm_rl.benchmarks.sudoku9_probe import singles
 from trm_rl.config import require_int
 from trm_rl.envs.sudoku9_puzzles import N_CELLS, SIZE
@@ -199,8 +208,11 @@ def find_runs(root: Path) -> dict[str, list[Path]]:
     return runs
 
 
-def percent(figure: dict[str, Any]) -> str:
-    return f"{figure['success']:.0%} [{figure['low']:.0%}, {figure['high']:.0%}]"
+def percent(figure: dict[str, Any], digits: int = 0) -> str:
+    """``success [low, high]`` in percent with ``digits`` decimals."""
+    return (
+        f"{figure['success']:.{digits}%} [{figure['low']:.{digits}%}, {figure['high']:.{digits}%}]"
+    )
 
 
 def report_table(rows: dict[str, list[dict[str, Any]]]) -> str:
@@ -354,6 +366,65 @@ def diagnosis_table(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def compare(sources: list[str], bucket: str, episodes: int, seed: int) -> dict[str, Any]:
+    """Play the same ``episodes`` held-out ``bucket`` puzzles (evaluation seed ``seed``)
+    greedily with each of ``sources`` and compare the agents puzzle by puzzle."""
+    successes = {}
+    for source in sources:
+        agent = load_agent(source, device="cpu")
+        played = play_episodes(agent, ENV_ID, episodes, seed, BUCKETS[bucket])
+        successes[source] = np.array([outcome.success for outcome in played])
+    solved = np.stack(list(successes.values()))
+    failure_rates = 1.0 - solved.mean(axis=1)
+    agents = {
+        source: {
+            **bucket_figure({"episodes": episodes, "success_rate": float(won.mean())}),
+            "per_puzzle": "".join("1" if success else "0" for success in won),
+        }
+        for source, won in successes.items()
+    }
+    pairs = [
+        {
+            "first": first,
+            "second": second,
+            **dataclasses.asdict(paired_comparison(successes[first], successes[second])),
+        }
+        for first, second in itertools.combinations(sources, 2)
+    ]
+    return {
+        "bucket": bucket,
+        "episodes": episodes,
+        "seed": seed,
+        "agents": agents,
+        "pairs": pairs,
+        "failed_by_all": int((~solved.any(axis=0)).sum()),
+        "failed_by_all_if_independent": float(episodes * np.prod(failure_rates)),
+    }
+
+
+def comparison_table(record: dict[str, Any]) -> str:
+    """The markdown tables of a :func:`compare` record."""
+    lines = [
+        f"{record['episodes']} {record['bucket']} puzzles, evaluation seed {record['seed']}",
+        "",
+        "| agent | solved |",
+        "|---|---|",
+        *(f"| {source} | {percent(figure, 1)} |" for source, figure in record["agents"].items()),
+        "",
+        "| first | second | first only | second only | McNemar p |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {pair['first']} | {pair['second']} | {pair['first_only']} "
+            f"| {pair['second_only']} | {pair['p_value']:.3g} |"
+            for pair in record["pairs"]
+        ),
+        "",
+        f"failed by all: {record['failed_by_all']} "
+        f"(if the agents failed independently: {record['failed_by_all_if_independent']:.1f})",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=ROOT, help=f"runs directory ({ROOT})")
@@ -378,17 +449,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--seed", type=int, default=1, help="evaluation seed (default 1, not the curve's)"
     )
     where.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    paired = commands.add_parser("compare", help="several agents on the same puzzles")
+    paired.add_argument("agents", nargs="+", help="agent directories or pretrained:<name>")
+    paired.add_argument("--bucket", choices=tuple(BUCKETS), default="hidden")
+    paired.add_argument("--episodes", type=int, default=EVAL_EPISODES, help="puzzles (100)")
+    paired.add_argument(
+        "--seed", type=int, default=1, help="evaluation seed (default 1, not the curve's)"
+    )
+    paired.add_argument("--out", type=Path, required=True, help="JSON file to write")
     return parser.parse_args(argv)
 
 
-def run_diagnosis(args: argparse.Namespace) -> str:
+def check_run_arguments(args: argparse.Namespace) -> None:
+    """Raise ``ValueError`` for a bad ``--episodes`` or ``--seed``, or an existing ``--out``."""
     require_int("--episodes", args.episodes, 1)
     require_int("--seed", args.seed, 0)
     if args.out.exists():
         raise ValueError(f"--out {args.out} exists; choose another file")
+
+
+def run_diagnosis(args: argparse.Namespace) -> str:
+    check_run_arguments(args)
     record = diagnose(args.agent, args.bucket, args.episodes, args.seed)
     atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
     return diagnosis_table(record)
+
+
+def run_comparison(args: argparse.Namespace) -> str:
+    check_run_arguments(args)
+    if len(args.agents) < 2:
+        raise ValueError(f"compare needs at least 2 agents, got {len(args.agents)}")
+    if len(set(args.agents)) != len(args.agents):
+        raise ValueError(f"compare got the same agent twice: {args.agents}")
+    record = compare(args.agents, args.bucket, args.episodes, args.seed)
+    atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
+    return comparison_table(record)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -399,8 +494,9 @@ def main(argv: list[str] | None = None) -> int:
             long_run_argv(args.agent, args.seed, args.timesteps, args.root, args.resume)
         )
     try:
-        if args.command == "diagnose":
-            print(run_diagnosis(args), end="")
+        if args.command in ("diagnose", "compare"):
+            run = run_diagnosis if args.command == "diagnose" else run_comparison
+            print(run(args), end="")
             return 0
         require_int("--episodes", args.episodes, 1)
         require_int("--eval-seed", args.eval_seed, 0)

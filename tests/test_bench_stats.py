@@ -9,6 +9,7 @@ from trm_rl.benchmarks.stats import (
     bootstrap_interval,
     iqm,
     iqm_interval,
+    paired_comparison,
     performance_profile,
     probability_of_improvement,
     summarize,
@@ -75,3 +76,18 @@ def test_missing_values_are_dropped():
     summary = summarize([1.0, float("nan"), None, 3.0])
     assert summary.mean == 2.0 and summary.n == 2
     assert math.isnan(summarize([]).mean)
+
+
+def test_paired_comparison_counts_discordant_episodes_and_tests_them_exactly():
+    first = [True] * 10 + [False] * 2 + [True] * 5 + [False] * 3
+    second = [False] * 10 + [True] * 2 + [True] * 5 + [False] * 3
+    result = paired_comparison(first, second)
+    assert (result.first_only, result.second_only) == (10, 2)
+    assert result.p_value == pytest.approx(2 * (1 + 12 + 66) / 2**12)  # P(X <= 2), doubled
+    assert paired_comparison(second, first).p_value == pytest.approx(result.p_value)
+    assert paired_comparison(first, first).p_value == 1.0
+
+
+def test_paired_comparison_refuses_unpaired_outcomes():
+    with pytest.raises(ValueError, match="paired"):
+        paired_comparison([True, False], [True])

@@ -84,6 +84,9 @@ def test_wilson_interval():
         (["report", "--eval-seed", "-1"], "--eval-seed must be"),
         (["report"], "no benchmark runs with a best checkpoint under"),
         (["diagnose", "pretrained:sudoku-9x9", "--episodes", "0", "--out", "x"], "--episodes"),
+        (["compare", "pretrained:sudoku-9x9", "--out", "x"], "at least 2 agents"),
+        (["compare", "a", "a", "--out", "x"], "the same agent twice"),
+        (["compare", "a", "b", "--seed", "-1", "--out", "x"], "--seed must be"),
     ],
 )
 def test_bad_report_input_is_one_line(flags, message, tmp_path, capsys):
@@ -129,4 +132,24 @@ def test_diagnose_counts_every_position_and_episode(tmp_path, capsys):
     assert all(row["singles"] <= row["positions"] for row in kinds.values())
     assert "| naked |" in capsys.readouterr().out
     assert sudoku9.main([*argv, "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
+
+
+def test_compare_plays_the_same_puzzles_with_every_agent(tmp_path, capsys):
+    out = tmp_path / "comparison.json"
+    agents = [str(K1_RUN / "best"), "pretrained:sudoku-9x9"]
+    argv = ["compare", *agents, "--bucket", "naked", "--episodes", "4", "--out", str(out)]
+    assert sudoku9.main(argv) == 0
+    record = json.loads(out.read_text())
+    solved = {agent: record["agents"][agent]["per_puzzle"] for agent in agents}
+    assert all(len(per_puzzle) == 4 for per_puzzle in solved.values())
+    for agent in agents:
+        assert record["agents"][agent]["success"] == solved[agent].count("1") / 4
+    (pair,) = record["pairs"]
+    first_only = sum(a == "1" and b == "0" for a, b in zip(*solved.values(), strict=True))
+    assert pair["first_only"] == first_only
+    failed_by_all = sum(a == b == "0" for a, b in zip(*solved.values(), strict=True))
+    assert record["failed_by_all"] == failed_by_all
+    assert "| first | second |" in capsys.readouterr().out
+    assert sudoku9.main(argv) == 2
     assert "exists" in capsys.readouterr().err

@@ -9,7 +9,7 @@ from gymnasium.envs.registration import registry
 from stable_baselines3.common.callbacks import BaseCallback
 
 from trm_rl import load_agent
-from trm_rl.agents.evaluation import evaluate, evaluation_seed
+from trm_rl.agents.evaluation import evaluate, evaluation_seed, play_episodes
 from trm_rl.agents.loading import SB3Agent
 from trm_rl.agents.network import parameter_count
 from trm_rl.agents.sb3.hyperparams import DEFAULT_RECIPE, RECIPES, Recipe, recipe
@@ -161,6 +161,19 @@ def test_evaluation_does_not_depend_on_batching():
     ]
     assert results[0] == results[1] == results[2]
     assert results[0].episodes == 7
+
+
+def test_played_episodes_are_in_seed_order_whatever_the_batching():
+    played = [
+        play_episodes(FixedActions(3), "TRM-Maze-v0", episodes=7, seed=2, batch=batch)
+        for batch in (1, 3)
+    ]
+    assert played[0] == played[1]
+    assert [outcome.reset_seed for outcome in played[0]] == [
+        evaluation_seed(2, episode) for episode in range(7)
+    ]
+    summary = evaluate(FixedActions(3), "TRM-Maze-v0", episodes=7, seed=2)
+    assert summary.mean_length == np.mean([outcome.length for outcome in played[0]])
 
 
 def test_evaluation_counts_success_and_path_ratio_on_an_empty_maze():
