@@ -40,7 +40,9 @@ they did). Written to ``FILE`` (an existing one is refused) and printed.
 ``--bucket`` greedily with each agent and compares them puzzle by puzzle: each agent's success
 with its Wilson interval, for each pair the puzzles only one of them solved and the exact
 McNemar p-value, and the puzzles no agent solved against the count expected if the agents
-failed independently (many more means the failures are the puzzles', not the seeds').
+failed independently (many more means the failures are the puzzles', not the seeds'), and
+success by the puzzles' hidden-single load (:func:`singles_path`): the positions with only
+hidden singles on a naked-first solve, and the fewest singles at one of them.
 Written to ``FILE`` (with each agent's per-puzzle successes; an existing file is refused)
 and printed.
 """
@@ -366,9 +368,44 @@ def diagnosis_table(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+HIDDEN_NEEDED_BINS = (0, 5, 10, 15, 20)
+"""Lower edges of the bins of hidden-only positions in the comparison table."""
+FEWEST_SINGLES_BINS = (0, 1, 2, 3, 4, 5)
+"""Lower edges of the bins of the fewest singles at a hidden-only position (0: no such
+position)."""
+
+
+def singles_path(env: gym.Env, reset_seed: int) -> tuple[int, int]:
+    """Reset ``env`` with ``reset_seed`` and solve the puzzle by singles, a naked single
+    whenever one exists. Returns the number of positions on the way that have only hidden
+    singles (where a policy has to find one) and the fewest singles available at one of
+    them (0 when there is none). A puzzle that singles cannot finish counts the positions met
+    before the solve gets stuck."""
+    _, info = env.reset(seed=reset_seed)
+    hidden_only, fewest = 0, 0
+    while True:
+        mask = info["action_mask"]
+        kind = position_kind(mask)
+        if kind == "none":
+            return hidden_only, fewest
+        forced = singles(mask)
+        if kind == "naked":
+            legal = mask.reshape(N_CELLS, SIZE)
+            forced = (legal & (legal.sum(1) == 1)[:, None]).reshape(-1)
+        else:
+            hidden_only += 1
+            fewest = int(forced.sum()) if fewest == 0 else min(fewest, int(forced.sum()))
+        _, _, terminated, truncated, info = env.step(int(np.flatnonzero(forced)[0]))
+        if terminated or truncated:
+            return hidden_only, fewest
+
+
 def compare(sources: list[str], bucket: str, episodes: int, seed: int) -> dict[str, Any]:
     """Play the same ``episodes`` held-out ``bucket`` puzzles (evaluation seed ``seed``)
     greedily with each of ``sources`` and compare the agents puzzle by puzzle."""
+    env = gym.make(ENV_ID, **BUCKETS[bucket])
+    paths = [singles_path(env, evaluation_seed(seed, episode)) for episode in range(episodes)]
+    env.close()
     successes = {}
     for source in sources:
         agent = load_agent(source, device="cpu")
@@ -399,7 +436,26 @@ def compare(sources: list[str], bucket: str, episodes: int, seed: int) -> dict[s
         "pairs": pairs,
         "failed_by_all": int((~solved.any(axis=0)).sum()),
         "failed_by_all_if_independent": float(episodes * np.prod(failure_rates)),
+        "hidden_only_positions": [hidden_only for hidden_only, _ in paths],
+        "fewest_singles": [fewest for _, fewest in paths],
     }
+
+
+def success_by_bin(record: dict[str, Any], key: str, edges: tuple[int, ...]) -> list[str]:
+    """Table rows: the puzzles whose ``record[key]`` falls in each bin (lower ``edges``, the
+    last one open) and each agent's success on them."""
+    values = np.array(record[key])
+    bins = np.digitize(values, edges) - 1
+    solved = [np.array([c == "1" for c in a["per_puzzle"]]) for a in record["agents"].values()]
+    rows = []
+    for index, (low, high) in enumerate(itertools.pairwise([*edges, None])):
+        members = bins == index
+        if not members.any():
+            continue
+        span = f"{low}+" if high is None else str(low) if high == low + 1 else f"{low}-{high - 1}"
+        cells = " | ".join(f"{won[members].mean():.0%}" for won in solved)
+        rows.append(f"| {span} | {int(members.sum())} | {cells} |")
+    return rows
 
 
 def comparison_table(record: dict[str, Any]) -> str:
@@ -407,9 +463,12 @@ def comparison_table(record: dict[str, Any]) -> str:
     lines = [
         f"{record['episodes']} {record['bucket']} puzzles, evaluation seed {record['seed']}",
         "",
-        "| agent | solved |",
-        "|---|---|",
-        *(f"| {source} | {percent(figure, 1)} |" for source, figure in record["agents"].items()),
+        "| # | agent | solved |",
+        "|---|---|---|",
+        *(
+            f"| {number} | {source} | {percent(figure, 1)} |"
+            for number, (source, figure) in enumerate(record["agents"].items(), 1)
+        ),
         "",
         "| first | second | first only | second only | McNemar p |",
         "|---|---|---|---|---|",
@@ -422,6 +481,14 @@ def comparison_table(record: dict[str, Any]) -> str:
         f"failed by all: {record['failed_by_all']} "
         f"(if the agents failed independently: {record['failed_by_all_if_independent']:.1f})",
     ]
+    agents = " | ".join(f"#{number}" for number in range(1, len(record["agents"]) + 1))
+    rule = "|---|---|" + "---|" * len(record["agents"])
+    for title, key, edges in (
+        ("hidden-only positions", "hidden_only_positions", HIDDEN_NEEDED_BINS),
+        ("fewest singles at one", "fewest_singles", FEWEST_SINGLES_BINS),
+    ):
+        lines += ["", f"| {title} | puzzles | {agents} |", rule]
+        lines += success_by_bin(record, key, edges)
     return "\n".join(lines) + "\n"
 
 

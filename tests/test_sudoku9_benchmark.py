@@ -5,9 +5,11 @@ import re
 import shutil
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
+from trm_rl.agents.evaluation import evaluation_seed
 from trm_rl.benchmarks import long_run, sudoku9
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "sudoku9"
@@ -150,6 +152,18 @@ def test_compare_plays_the_same_puzzles_with_every_agent(tmp_path, capsys):
     assert pair["first_only"] == first_only
     failed_by_all = sum(a == b == "0" for a, b in zip(*solved.values(), strict=True))
     assert record["failed_by_all"] == failed_by_all
-    assert "| first | second |" in capsys.readouterr().out
+    assert record["hidden_only_positions"] == [0, 0, 0, 0]  # naked puzzles
+    assert record["fewest_singles"] == [0, 0, 0, 0]
+    printed = capsys.readouterr().out
+    assert "| first | second |" in printed and "| 0 | 4 |" in printed
     assert sudoku9.main(argv) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_hidden_puzzles_have_hidden_only_positions_on_a_naked_first_solve():
+    env = gym.make(sudoku9.ENV_ID, **sudoku9.BUCKETS["hidden"])
+    for episode in range(3):
+        hidden_only, fewest = sudoku9.singles_path(env, evaluation_seed(5, episode))
+        assert hidden_only >= 1 and 1 <= fewest <= hidden_only * 81
+    naked = gym.make(sudoku9.ENV_ID, **sudoku9.BUCKETS["naked"])
+    assert sudoku9.singles_path(naked, evaluation_seed(5, 0)) == (0, 0)
