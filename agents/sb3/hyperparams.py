@@ -20,7 +20,10 @@ cycle (``h_cycles=1, l_cycles=1``) and a learning rate decaying linearly from 1e
 (``"maskable-outcome"``) with hindsight labels from solved episodes
 (``hindsight="sudoku-solution"``), the peers mixer with width 64, H=2, L=1 and one logit per
 (cell, digit); observe the candidates with the env's ``observation="candidates"`` and train
-on ``max_blanks`` drawn per episode (a curriculum over the number of blanks).
+on ``max_blanks`` drawn per episode (a curriculum over the number of blanks). The entry's
+constant rate 1e-3 is the first stage; ``pretrained:sudoku-9x9`` continued it with a rate
+decaying linearly from 5e-4 to 0 over 800k steps (``"learning_rate": "lin_5e-4"`` with
+``init_from``), then from 2e-4 to 0 over 600k steps on full puzzles (``max_blanks=None``).
 
 ``TRM-VanDerPol-v0``: PPO with SB3's defaults, H=2, L=2, and a separate core for the critic
 (``share_features_extractor=False``): with one shared core the value loss of returns in the
