@@ -382,22 +382,20 @@ def singles_path(env: gym.Env, reset_seed: int) -> tuple[int, int]:
     them (0 when there is none). A puzzle that singles cannot finish counts the positions met
     before the solve gets stuck."""
     _, info = env.reset(seed=reset_seed)
-    hidden_only, fewest = 0, 0
+    hidden_singles_available = []
     while True:
         mask = info["action_mask"]
-        kind = position_kind(mask)
-        if kind == "none":
-            return hidden_only, fewest
-        forced = singles(mask)
-        if kind == "naked":
-            legal = mask.reshape(N_CELLS, SIZE)
-            forced = (legal & (legal.sum(1) == 1)[:, None]).reshape(-1)
-        else:
-            hidden_only += 1
-            fewest = int(forced.sum()) if fewest == 0 else min(fewest, int(forced.sum()))
+        legal = mask.reshape(N_CELLS, SIZE)
+        forced = (legal & (legal.sum(1) == 1)[:, None]).reshape(-1)
+        if not forced.any():
+            forced = singles(mask)
+            if not forced.any():
+                break
+            hidden_singles_available.append(int(forced.sum()))
         _, _, terminated, truncated, info = env.step(int(np.flatnonzero(forced)[0]))
         if terminated or truncated:
-            return hidden_only, fewest
+            break
+    return len(hidden_singles_available), min(hidden_singles_available, default=0)
 
 
 def compare(sources: list[str], bucket: str, episodes: int, seed: int) -> dict[str, Any]:
