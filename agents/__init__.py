@@ -9,6 +9,8 @@
 ``network``               observation tokeniser + core + readout, shared by all three
 ``evaluation``            held-out evaluation of any agent
 ``loading``               ``load_agent``: any saved agent behind SB3's ``predict``
+``symmetry``              ``SymmetryEnsemble``: a 9x9 Sudoku agent asked about several
+                          symmetric images of each board
 ========================  =============================================================
 
 The names below are imported on first use, so importing one agent does not import the others.
@@ -27,6 +29,7 @@ _LAZY = {
     "load_agent": "trm_rl.agents.loading",
     "ReinforceAgent": "trm_rl.agents.reinforce.agent",
     "RecursiveController": "trm_rl.agents.control.controller",
+    "SymmetryEnsemble": "trm_rl.agents.symmetry",
 }
 
 

@@ -37,7 +37,10 @@ right digit, and the episodes that ended there with a wrong digit (with the step
 they did). Written to ``FILE`` (an existing one is refused) and printed.
 
 ``compare SOURCE SOURCE ... --out FILE`` plays the same ``--episodes`` held-out puzzles of
-``--bucket`` greedily with each agent and compares them puzzle by puzzle: each agent's success
+``--bucket`` greedily with each agent (``--symmetry-views V ...``, one per agent: play it
+through V symmetric images of each board, a
+:class:`~trm_rl.agents.symmetry.SymmetryEnsemble`; default 1 each, the agent alone; an
+agent may then appear more than once) and compares them puzzle by puzzle: each agent's success
 with its Wilson interval, for each pair the puzzles only one of them solved and the exact
 McNemar p-value, and the puzzles no agent solved against the count expected if the agents
 failed independently (many more means the failures are the puzzles', not the seeds'), and
@@ -66,6 +69,7 @@ from scipy.stats import binomtest
 from trm_rl.agents.evaluation import evaluate, evaluation_seed, play_episodes
 from trm_rl.agents.loading import load_agent
 from trm_rl.agents.network import parameter_count
+from trm_rl.agents.symmetry import SymmetryEnsemble
 from trm_rl.atomic import atomic_write_text
 from trm_rl.benchmarks import long_run
 from trm_rl.benchmarks.stats import paired_comparison, summarize
@@ -398,17 +402,32 @@ def singles_path(env: gym.Env, reset_seed: int) -> tuple[int, int]:
     return len(hidden_singles_available), min(hidden_singles_available, default=0)
 
 
-def compare(sources: list[str], bucket: str, episodes: int, seed: int) -> dict[str, Any]:
+def agent_label(source: str, views: int) -> str:
+    """How :func:`compare` names ``source`` played through ``views`` symmetric images."""
+    return source if views == 1 else f"{source} ({views} views)"
+
+
+def compare(
+    sources: list[str],
+    bucket: str,
+    episodes: int,
+    seed: int,
+    symmetry_views: list[int] | None = None,
+) -> dict[str, Any]:
     """Play the same ``episodes`` held-out ``bucket`` puzzles (evaluation seed ``seed``)
-    greedily with each of ``sources`` and compare the agents puzzle by puzzle."""
+    greedily with each of ``sources``, each through its ``symmetry_views`` images of the
+    board (default 1 each), and compare the agents puzzle by puzzle; agents are keyed by
+    :func:`agent_label`."""
+    views = symmetry_views or [1] * len(sources)
     env = gym.make(ENV_ID, **BUCKETS[bucket])
     paths = [singles_path(env, evaluation_seed(seed, episode)) for episode in range(episodes)]
     env.close()
     successes = {}
-    for source in sources:
+    for source, count in zip(sources, views, strict=True):
         agent = load_agent(source, device="cpu")
-        played = play_episodes(agent, ENV_ID, episodes, seed, BUCKETS[bucket])
-        successes[source] = np.array([outcome.success for outcome in played])
+        player = agent if count == 1 else SymmetryEnsemble(agent, count)
+        played = play_episodes(player, ENV_ID, episodes, seed, BUCKETS[bucket])
+        successes[agent_label(source, count)] = np.array([outcome.success for outcome in played])
     solved = np.stack(list(successes.values()))
     failure_rates = 1.0 - solved.mean(axis=1)
     agents = {
@@ -424,7 +443,7 @@ def compare(sources: list[str], bucket: str, episodes: int, seed: int) -> dict[s
             "second": second,
             **dataclasses.asdict(paired_comparison(successes[first], successes[second])),
         }
-        for first, second in itertools.combinations(sources, 2)
+        for first, second in itertools.combinations(successes, 2)
     ]
     return {
         "bucket": bucket,
@@ -521,6 +540,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     paired.add_argument(
         "--seed", type=int, default=1, help="evaluation seed (default 1, not the curve's)"
     )
+    paired.add_argument(
+        "--symmetry-views",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="V",
+        help="per agent, in order: play it through V symmetric images of each board "
+        "(default 1 each)",
+    )
     paired.add_argument("--out", type=Path, required=True, help="JSON file to write")
     return parser.parse_args(argv)
 
@@ -544,9 +572,17 @@ def run_comparison(args: argparse.Namespace) -> str:
     check_run_arguments(args)
     if len(args.agents) < 2:
         raise ValueError(f"compare needs at least 2 agents, got {len(args.agents)}")
-    if len(set(args.agents)) != len(args.agents):
-        raise ValueError(f"compare got the same agent twice: {args.agents}")
-    record = compare(args.agents, args.bucket, args.episodes, args.seed)
+    views = args.symmetry_views or [1] * len(args.agents)
+    if len(views) != len(args.agents):
+        raise ValueError(
+            f"--symmetry-views needs one count per agent ({len(args.agents)}), got {views}"
+        )
+    for count in views:
+        require_int("--symmetry-views", count, 1)
+    labels = [agent_label(source, count) for source, count in zip(args.agents, views, strict=True)]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"compare got the same agent twice: {labels}")
+    record = compare(args.agents, args.bucket, args.episodes, args.seed, views)
     atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
     return comparison_table(record)
 

@@ -18,10 +18,10 @@ from trm_rl.envs.sudoku9_puzzles import (
     count_solutions,
     generate_puzzle,
     grade,
-    random_symmetry,
     solve,
     validate_puzzle,
 )
+from trm_rl.envs.sudoku9_symmetry import random_symmetry
 
 __all__ = ["DIFFICULTY_MIXES", "OBSERVATIONS", "Sudoku9Env"]
 
@@ -90,7 +90,7 @@ class Sudoku9Env(SudokuBoardEnv):
 
     The grades come from a solver that fills singles (not from clue counts). A generated
     puzzle (6-27 ms of CPU) serves ``variants`` resets, each a fresh random symmetry of it
-    (:func:`~trm_rl.envs.sudoku9_puzzles.random_symmetry`: relabelled digits, permuted
+    (:func:`~trm_rl.envs.sudoku9_symmetry.random_symmetry`: relabelled digits, permuted
     rows, columns, bands and stacks, maybe transposed; same grade, different grid), so
     resets cost well under a millisecond on average; a reset with a ``seed`` always
     generates a new puzzle. The agent places one digit per step; a row, column or 3x3 box

@@ -23,11 +23,9 @@ exactly once. Functions accept a grid of shape ``(9, 9)`` or ``(81,)``.
   naked singles alone, or a ``"hard"`` one solvable by singles, is discarded and drawn
   again. A puzzle takes 6-27 ms of CPU time (see :func:`generate_puzzle`), so the env
   generates every puzzle at reset; no pool is needed.
-- Symmetries (:func:`random_symmetry`): relabelled digits, permuted bands and rows within
-  them, permuted stacks and columns within them, an optional transpose. They map puzzles
-  to puzzles with as many solutions and the same grade (the rules, and so the singles,
-  are invariant under them), so one generated puzzle yields about 1.2e12 distinct-looking
-  ones for microseconds each.
+
+Symmetries of the board (relabelled digits, permuted lines, transpose) are in
+:mod:`~trm_rl.envs.sudoku9_symmetry`.
 """
 
 from __future__ import annotations
@@ -50,7 +48,6 @@ __all__ = [
     "count_solutions",
     "generate_puzzle",
     "grade",
-    "random_symmetry",
     "solve",
     "validate_puzzle",
 ]
@@ -350,34 +347,3 @@ def generate_puzzle(rng: np.random.Generator, difficulty: str) -> tuple[np.ndarr
                 np.array(cells, dtype=np.int64).reshape(shape),
                 np.array(solution, dtype=np.int64).reshape(shape),
             )
-
-
-def _line_order(rng: np.random.Generator) -> np.ndarray:
-    """A random order of the 9 rows (or columns) that keeps the 3-line bands together."""
-    bands = rng.permutation(BOX)
-    return np.concatenate([band * BOX + rng.permutation(BOX) for band in bands])
-
-
-def random_symmetry(rng: np.random.Generator, *grids: Any) -> tuple[np.ndarray, ...]:
-    """Apply one random Sudoku symmetry to each of ``grids`` (e.g. a puzzle and its solution).
-
-    The symmetry relabels the digits 1-9 (0 stays blank), permutes the three bands and the
-    rows within each band, the three stacks and the columns within each, and transposes
-    with probability 1/2. A puzzle keeps its number of solutions and its :func:`grade`, and
-    a solution of it maps to a solution of the image.
-
-    Args:
-        rng: the generator to draw the symmetry from.
-        grids: ``(9, 9)`` or ``(81,)`` integer arrays, 0-9.
-
-    Returns:
-        The images, int64 ``(81,)`` arrays, in the order given.
-    """
-    digits = np.concatenate([[0], rng.permutation(SIZE) + 1])
-    rows, columns = _line_order(rng), _line_order(rng)
-    transpose = bool(rng.integers(2))
-    images = []
-    for grid in grids:
-        image = np.asarray(grid, dtype=np.int64).reshape(SIZE, SIZE)[np.ix_(rows, columns)]
-        images.append(digits[image.T if transpose else image].reshape(N_CELLS))
-    return tuple(images)

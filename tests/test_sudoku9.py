@@ -21,7 +21,6 @@ from trm_rl.envs.sudoku9_puzzles import (
     count_solutions,
     generate_puzzle,
     grade,
-    random_symmetry,
     solve,
 )
 
@@ -231,19 +230,6 @@ def test_a_pair_of_max_blanks_draws_the_cap_per_episode():
     blanks = [env.reset()[1]["blanks"] for _ in range(40)]
     assert min(blanks) >= 3 and max(blanks) <= 12
     assert len(set(blanks)) >= 6
-
-
-@pytest.mark.parametrize("difficulty", DIFFICULTIES)
-def test_random_symmetry_keeps_grade_uniqueness_and_the_solution(difficulty):
-    rng = np.random.default_rng(3)
-    puzzle, solution = generate_puzzle(rng, difficulty)
-    images = [random_symmetry(rng, puzzle, solution) for _ in range(4)]
-    for image, image_solution in images:
-        assert grade(image) == difficulty
-        assert count_solutions(image) == 1
-        np.testing.assert_array_equal(solve(image).ravel(), image_solution)
-        assert (image == 0).sum() == (puzzle == 0).sum()
-    assert len({image.tobytes() for image, _ in images}) == 4
 
 
 def test_a_generated_puzzle_serves_variants_resets_then_a_new_one_is_drawn():

@@ -167,3 +167,22 @@ def test_hidden_puzzles_have_hidden_only_positions_on_a_naked_first_solve():
         assert hidden_only >= 1 and 1 <= fewest <= hidden_only * 81
     naked = gym.make(sudoku9.ENV_ID, **sudoku9.BUCKETS["naked"])
     assert sudoku9.singles_path(naked, evaluation_seed(5, 0)) == (0, 0)
+
+
+def test_compare_plays_one_agent_alone_and_through_symmetry_views(tmp_path, capsys):
+    out = tmp_path / "views.json"
+    argv = ["compare", "pretrained:sudoku-9x9", "pretrained:sudoku-9x9", "--episodes", "3"]
+    assert sudoku9.main([*argv, "--symmetry-views", "1", "2", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    labels = ["pretrained:sudoku-9x9", "pretrained:sudoku-9x9 (2 views)"]
+    assert list(record["agents"]) == labels
+    (pair,) = record["pairs"]
+    assert [pair["first"], pair["second"]] == labels
+    capsys.readouterr()
+    for views, message in ((["1", "1"], "same agent twice"), (["2"], "one count per agent")):
+        other = tmp_path / f"other-{len(views)}.json"
+        assert sudoku9.main([*argv, "--symmetry-views", *views, "--out", str(other)]) == 2
+        assert message in capsys.readouterr().err
+        assert not other.exists()
+    assert sudoku9.main([*argv, "--symmetry-views", "1", "0", "--out", str(tmp_path / "z")]) == 2
+    assert "--symmetry-views must be >= 1" in capsys.readouterr().err

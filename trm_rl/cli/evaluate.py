@@ -55,6 +55,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="run the core with this many inner cycles (default: as trained)",
     )
     parser.add_argument(
+        "--symmetry-views",
+        type=int,
+        default=1,
+        metavar="V",
+        help="9x9 Sudoku agents: play through V symmetric images of each board and take the "
+        "action most likely under all of them (V forward passes per step; default 1, the "
+        "agent alone)",
+    )
+    parser.add_argument(
         "--env-kwargs",
         type=json_object,
         default={},
@@ -138,9 +147,12 @@ def run(args: argparse.Namespace) -> int:
 
     from trm_rl.agents.evaluation import evaluate
     from trm_rl.agents.loading import load_agent
+    from trm_rl.agents.symmetry import SymmetryEnsemble
+    from trm_rl.config import require_int
 
     if args.render is not None:
         _check_render_path(args.render)
+    require_int("--symmetry-views", args.symmetry_views, 1)
     cycles = {"h_cycles": args.h_cycles, "l_cycles": args.l_cycles}
     agent = load_agent(args.source, **cycles)
     if not hasattr(agent, "predict"):
@@ -155,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
     env.close()
     if observation_space != agent.observation_space:
         agent = load_agent(args.source, **cycles, observation_space=observation_space)
+    if args.symmetry_views > 1:
+        agent = SymmetryEnsemble(agent, args.symmetry_views)
     result = evaluate(
         agent,
         env_id,
@@ -177,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
             "env_kwargs": env_kwargs,
             "seed": args.seed,
             "deterministic": not args.stochastic,
+            "symmetry_views": args.symmetry_views,
             **{name: value or trained.get(name) for name, value in cycles.items()},
             **result.to_dict(),
         }
@@ -184,8 +199,10 @@ def run(args: argparse.Namespace) -> int:
             record["render"] = str(args.render)
         print(json.dumps(record))
         return 0
+    views = f", {args.symmetry_views} symmetry views" if args.symmetry_views > 1 else ""
     print(
-        f"{env_id} {json.dumps(env_kwargs)}: {result.episodes} held-out episodes (seed {args.seed})"
+        f"{env_id} {json.dumps(env_kwargs)}: {result.episodes} held-out episodes "
+        f"(seed {args.seed}{views})"
     )
     print(f"  success rate  {100 * result.success_rate:.1f}%")
     print(f"  mean return   {result.mean_return:.3f}")
