@@ -30,7 +30,8 @@ that got there (bootstrap interval, number of seeds), and the training CPU-ms pe
 The tables are printed and written to ``ROOT/report.md`` and ``ROOT/report.json``.
 
 ``diagnose AGENT --out FILE`` says where an agent loses puzzles: it plays ``--episodes``
-held-out full puzzles of ``--bucket`` greedily and sorts every position it meets by what the
+held-out full puzzles of ``--bucket`` greedily (through ``--symmetry-views`` images of each
+board, default 1) and sorts every position it meets by what the
 rules force there (:func:`position_kind`): a *naked* single exists, only *hidden* singles
 exist, or *no* single. Per kind: positions met, the rate of playing a single, the rate of a
 right digit, and the episodes that ended there with a wrong digit (with the step at which
@@ -306,11 +307,22 @@ def position_kind(mask: np.ndarray) -> str:
     return "hidden" if singles(mask).any() else "none"
 
 
-def diagnose(source: str, bucket: str, episodes: int, seed: int) -> dict[str, Any]:
+def agent_label(source: str, views: int) -> str:
+    """How :func:`diagnose` and :func:`compare` name ``source`` played through ``views``
+    symmetric images."""
+    return source if views == 1 else f"{source} ({views} views)"
+
+
+def diagnose(
+    source: str, bucket: str, episodes: int, seed: int, symmetry_views: int = 1
+) -> dict[str, Any]:
     """Play ``episodes`` held-out ``bucket`` puzzles (those of ``evaluate`` with evaluation
-    seed ``seed``) with ``source``'s greedy actions and count, per :func:`position_kind`,
-    the positions, the singles and right digits played, and the failures."""
+    seed ``seed``) with ``source``'s greedy actions, through ``symmetry_views`` images of
+    each board, and count, per :func:`position_kind`, the positions, the singles and right
+    digits played, and the failures."""
     agent = load_agent(source, device="cpu")
+    if symmetry_views > 1:
+        agent = SymmetryEnsemble(agent, symmetry_views)
     env = gym.make(ENV_ID, **BUCKETS[bucket])
     counts = {kind: {"positions": 0, "singles": 0, "right": 0} for kind in POSITION_KINDS}
     failures: dict[str, list[int]] = {kind: [] for kind in POSITION_KINDS}
@@ -344,7 +356,8 @@ def diagnose(source: str, bucket: str, episodes: int, seed: int) -> dict[str, An
         for kind in POSITION_KINDS
     }
     return {
-        "agent": str(source),
+        "agent": agent_label(str(source), symmetry_views),
+        "symmetry_views": symmetry_views,
         "bucket": bucket,
         "episodes": episodes,
         "seed": seed,
@@ -400,11 +413,6 @@ def singles_path(env: gym.Env, reset_seed: int) -> tuple[int, int]:
         if terminated or truncated:
             break
     return len(hidden_singles_available), min(hidden_singles_available, default=0)
-
-
-def agent_label(source: str, views: int) -> str:
-    """How :func:`compare` names ``source`` played through ``views`` symmetric images."""
-    return source if views == 1 else f"{source} ({views} views)"
 
 
 def compare(
@@ -532,6 +540,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     where.add_argument(
         "--seed", type=int, default=1, help="evaluation seed (default 1, not the curve's)"
     )
+    where.add_argument(
+        "--symmetry-views",
+        type=int,
+        default=1,
+        metavar="V",
+        help="play through V symmetric images of each board (default 1, the agent alone)",
+    )
     where.add_argument("--out", type=Path, required=True, help="JSON file to write")
     paired = commands.add_parser("compare", help="several agents on the same puzzles")
     paired.add_argument("agents", nargs="+", help="agent directories or pretrained:<name>")
@@ -563,7 +578,8 @@ def check_run_arguments(args: argparse.Namespace) -> None:
 
 def run_diagnosis(args: argparse.Namespace) -> str:
     check_run_arguments(args)
-    record = diagnose(args.agent, args.bucket, args.episodes, args.seed)
+    require_int("--symmetry-views", args.symmetry_views, 1)
+    record = diagnose(args.agent, args.bucket, args.episodes, args.seed, args.symmetry_views)
     atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
     return diagnosis_table(record)
 

@@ -137,6 +137,21 @@ def test_diagnose_counts_every_position_and_episode(tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
 
 
+def test_diagnose_plays_through_symmetry_views(tmp_path, capsys):
+    out = tmp_path / "diagnosis.json"
+    argv = ["diagnose", "pretrained:sudoku-9x9", "--bucket", "naked", "--episodes", "2"]
+    assert sudoku9.main([*argv, "--symmetry-views", "2", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["agent"] == "pretrained:sudoku-9x9 (2 views)"
+    assert record["symmetry_views"] == 2
+    assert sum(row["positions"] for row in record["kinds"].values()) > 0
+    capsys.readouterr()
+    other = tmp_path / "other.json"
+    assert sudoku9.main([*argv, "--symmetry-views", "0", "--out", str(other)]) == 2
+    assert "--symmetry-views must be >= 1" in capsys.readouterr().err
+    assert not other.exists()
+
+
 def test_compare_plays_the_same_puzzles_with_every_agent(tmp_path, capsys):
     out = tmp_path / "comparison.json"
     agents = [str(K1_RUN / "best"), "pretrained:sudoku-9x9"]

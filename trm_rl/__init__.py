@@ -25,6 +25,7 @@ _LAZY = {
     "MaskableTRMPolicy": "trm_rl.agents.sb3.policy",
     "MaskableOutcomeLearner": "trm_rl.agents.sb3.outcome",
     "load_agent": "trm_rl.agents.loading",
+    "SymmetryEnsemble": "trm_rl.agents.symmetry",
 }
 
 
@@ -40,6 +41,7 @@ __all__ = [
     "MaskableOutcomeLearner",
     "MaskableTRMPolicy",
     "RecursiveCore",
+    "SymmetryEnsemble",
     "TRMConfig",
     "TRMPolicy",
     "__version__",
