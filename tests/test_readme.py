@@ -48,3 +48,12 @@ def test_rl_zoo_builds_the_policy_from_its_dotted_name():
     assert model.policy.trm_config.mixer == "conv"
     action, _ = model.predict(np.zeros((3, 5, 5), np.float32))
     assert 0 <= int(action) < 4
+
+
+def test_the_symmetry_views_example_plays_a_9x9_puzzle(capsys):
+    code = _python_block_after("### 9x9 Sudoku: several views of each board")
+    namespace: dict = {}
+    exec(code, namespace)
+    assert namespace["agent"].views == 8
+    assert namespace["env"].unwrapped.action_masks().shape == (729,)
+    assert capsys.readouterr().out.strip() in ("True", "False")
