@@ -18,8 +18,9 @@ from gymnasium import spaces
 
 from trm_rl.agents.loading import SB3Agent, check_action_masks, check_observation
 from trm_rl.config import require_int
+from trm_rl.envs.sudoku9 import CANDIDATE_CHANNELS, N_ACTIONS
 from trm_rl.envs.sudoku9_puzzles import N_CELLS, SIZE
-from trm_rl.envs.sudoku9_symmetry import CANDIDATE_CHANNELS, N_ACTIONS, Symmetry
+from trm_rl.envs.sudoku9_symmetry import Symmetry
 
 __all__ = ["SymmetryEnsemble"]
 

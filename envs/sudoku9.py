@@ -23,9 +23,11 @@ from trm_rl.envs.sudoku9_puzzles import (
 )
 from trm_rl.envs.sudoku9_symmetry import random_symmetry
 
-__all__ = ["DIFFICULTY_MIXES", "OBSERVATIONS", "Sudoku9Env"]
+__all__ = ["CANDIDATE_CHANNELS", "DIFFICULTY_MIXES", "N_ACTIONS", "OBSERVATIONS", "Sudoku9Env"]
 
 N_ACTIONS = N_CELLS * SIZE
+CANDIDATE_CHANNELS = 2 * SIZE
+"""Channels of the ``"candidates"`` observation: digit planes, then candidate planes."""
 DIFFICULTY_MIXES = {"mixed": DIFFICULTIES}
 """Names accepted by ``difficulty`` besides the grades themselves."""
 OBSERVATIONS = ("digits", "candidates")
@@ -210,7 +212,9 @@ class Sudoku9Env(SudokuBoardEnv):
         self.observation = observation
         super().__init__(render_mode)
         if observation == "candidates":
-            self.observation_space = spaces.Box(0.0, 1.0, (2 * SIZE, SIZE, SIZE), np.float32)
+            self.observation_space = spaces.Box(
+                0.0, 1.0, (CANDIDATE_CHANNELS, SIZE, SIZE), np.float32
+            )
         self._solution = np.zeros(N_CELLS, dtype=np.int64)
         self._grade = ""
         self._generated_puzzle: tuple[np.ndarray, np.ndarray, str] | None = None
@@ -261,11 +265,11 @@ class Sudoku9Env(SudokuBoardEnv):
         """The grid, or with ``observation="candidates"`` its digit and candidate planes."""
         if self.observation == "digits":
             return self._grid.copy()
-        planes = np.zeros((2 * SIZE, N_CELLS), dtype=np.float32)
+        planes = np.zeros((CANDIDATE_CHANNELS, N_CELLS), dtype=np.float32)
         placed = np.flatnonzero(self._grid)
         planes[self._grid[placed] - 1, placed] = 1.0
         planes[SIZE:] = self._mask.reshape(N_CELLS, SIZE).T
-        return planes.reshape(2 * SIZE, SIZE, SIZE)
+        return planes.reshape(CANDIDATE_CHANNELS, SIZE, SIZE)
 
     def _leaves_no_solution(self, action: int) -> bool:
         """A dead end when ``action``'s digit differs from the (unique) solution's."""

@@ -24,10 +24,6 @@ from trm_rl.envs.sudoku9_puzzles import BOX, N_CELLS, SIZE
 
 __all__ = ["Symmetry", "random_symmetry"]
 
-N_ACTIONS = N_CELLS * SIZE
-CANDIDATE_CHANNELS = 2 * SIZE
-"""Channels of the ``"candidates"`` observation: digit planes, then candidate planes."""
-
 
 def _line_order(rng: np.random.Generator) -> np.ndarray:
     """A random order of the 9 rows (or columns) that keeps the 3-line bands together."""
@@ -65,18 +61,20 @@ class Symmetry:
             row, column = column, row
         return cls((rows[row] * SIZE + columns[column]).ravel(), np.argsort(relabel))
 
+    def _relabelled(self, grids: np.ndarray) -> np.ndarray:
+        """``grids`` (any shape, entries 0-9) with each digit replaced by its image digit."""
+        return np.concatenate([[0], np.argsort(self.digits) + 1])[grids]
+
     def grid(self, grid: Any) -> np.ndarray:
         """The image of a ``(9, 9)`` or ``(81,)`` grid (0 blank, 1-9 digits), int64 ``(81,)``."""
-        labels = np.concatenate([[0], np.argsort(self.digits) + 1])
-        return labels[np.asarray(grid, dtype=np.int64).reshape(N_CELLS)[self.cells]]
+        return self._relabelled(np.asarray(grid, dtype=np.int64).reshape(N_CELLS)[self.cells])
 
     def observations(self, observations: np.ndarray) -> np.ndarray:
         """The images of a batch of :class:`~trm_rl.envs.sudoku9.Sudoku9Env` observations:
         ``"digits"`` ``[B, 81]`` or ``"candidates"`` ``[B, 18, 9, 9]``, same shape and dtype."""
-        batch = len(observations)
         if observations.shape[1:] == (N_CELLS,):
-            return np.stack([self.grid(grid) for grid in observations]).astype(observations.dtype)
-        planes = observations.reshape(batch, CANDIDATE_CHANNELS, N_CELLS)
+            return self._relabelled(observations[:, self.cells]).astype(observations.dtype)
+        planes = observations.reshape(len(observations), -1, N_CELLS)
         channels = np.concatenate([self.digits, SIZE + self.digits])
         return planes[:, channels][:, :, self.cells].reshape(observations.shape)
 
@@ -85,7 +83,7 @@ class Symmetry:
         image's: entry ``9 * v + j`` of the result is the original action of cell
         ``cells[v]`` and digit ``digits[j] + 1``."""
         grid = values.reshape(len(values), N_CELLS, SIZE)
-        return grid[:, self.cells][:, :, self.digits].reshape(len(values), N_ACTIONS)
+        return grid[:, self.cells][:, :, self.digits].reshape(len(values), -1)
 
     def to_original_actions(self, values: np.ndarray) -> np.ndarray:
         """The inverse of :meth:`to_image_actions`: per-action values of the image
@@ -94,7 +92,7 @@ class Symmetry:
         original[:, self.cells[:, None], self.digits[None, :]] = values.reshape(
             len(values), N_CELLS, SIZE
         )
-        return original.reshape(len(values), N_ACTIONS)
+        return original.reshape(len(values), -1)
 
 
 def random_symmetry(rng: np.random.Generator, *grids: Any) -> tuple[np.ndarray, ...]:
